@@ -1,0 +1,212 @@
+"""Read every Feedline setting from the environment, once, into frozen dataclasses.
+
+This is the only module that looks at ``os.environ``: everything else receives a
+``Settings`` (or one of its parts) as a dependency. Defaults are the local stack's
+(`make up`), so a developer needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from feedline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "feedline"
+    user: str = "feedline"
+    password: str = field(default="feedline-dev", repr=False)
+    pool_min: int = 1
+    pool_max: int = 8
+
+    def dsn(self) -> str:
+        """Return a libpq DSN; kept out of repr so the password never reaches a log."""
+        return (
+            f"host={self.host} port={self.port} dbname={self.database} "
+            f"user={self.user} password={self.password}"
+        )
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "feedline"
+    partitions: int = 6
+    replication_factor: int = 1
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    group_id: str = "feedline-pipeline"
+    dlq_topic: str = "feedline.dlq"
+    session_timeout_ms: int = 6000
+
+    def topic(self, table: str) -> str:
+        return f"{self.topic_prefix}.public.{table}"
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    url: str = "http://127.0.0.1:8083"
+    connector_name: str = "feedline-postgres"
+    slot_name: str = "feedline_slot"
+    # Created by migrations/postgres/0001_init.sql, so it is fixed rather than a setting.
+    publication_name: str = "feedline_pub"
+    poll_interval_ms: int = 50
+
+
+@dataclass(frozen=True)
+class CassandraSettings:
+    hosts: tuple[str, ...] = ("127.0.0.1",)
+    port: int = 9042
+    keyspace: str = "feedline"
+    replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Where the no-Docker launcher keeps data, logs and downloads, and the JVM heaps."""
+
+    var_dir: Path = ROOT / "var"
+    m2_repo: Path = Path.home() / ".m2" / "repository"
+    java_home: str = "/usr/lib/jvm/java-17-openjdk-amd64"
+    kafka_heap: str = "512m"
+    connect_heap: str = "512m"
+    cassandra_heap: str = "1G"
+    kafka_controller_port: int = 9093
+    start_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 16 * 1024
+    pipeline_health_url: str = "http://127.0.0.1:8001"
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    health_host: str = "127.0.0.1"
+    health_port: int = 8001
+    max_in_flight_per_partition: int = 1000
+    batch_max_size: int = 200
+    batch_max_wait_s: float = 0.02
+    write_concurrency: int = 64
+    commit_interval_s: float = 1.0
+    max_retries: int = 5
+    backfill_limit: int = 100
+
+
+@dataclass(frozen=True)
+class Settings:
+    postgres: PostgresSettings
+    kafka: KafkaSettings
+    connect: ConnectSettings
+    cassandra: CassandraSettings
+    redis: RedisSettings
+    stack: StackSettings
+    web: WebSettings
+    pipeline: PipelineSettings
+
+
+def load() -> Settings:
+    """Build the settings from the environment (FEEDLINE_* variables)."""
+    var_dir = Path(_env("FEEDLINE_VAR_DIR", str(ROOT / "var"))).resolve()
+    return Settings(
+        postgres=PostgresSettings(
+            host=_env("FEEDLINE_PG_HOST", "127.0.0.1"),
+            port=_int("FEEDLINE_PG_PORT", 5432),
+            database=_env("FEEDLINE_PG_DATABASE", "feedline"),
+            user=_env("FEEDLINE_PG_USER", "feedline"),
+            password=_env("FEEDLINE_PG_PASSWORD", "feedline-dev"),
+            pool_min=_int("FEEDLINE_PG_POOL_MIN", 1),
+            pool_max=_int("FEEDLINE_PG_POOL_MAX", 8),
+        ),
+        kafka=KafkaSettings(
+            bootstrap=_env("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            topic_prefix=_env("FEEDLINE_TOPIC_PREFIX", "feedline"),
+            partitions=_int("FEEDLINE_TOPIC_PARTITIONS", 6),
+            replication_factor=_int("FEEDLINE_TOPIC_REPLICATION", 1),
+            retention_ms=_int("FEEDLINE_TOPIC_RETENTION_MS", 7 * 24 * 3600 * 1000),
+            group_id=_env("FEEDLINE_KAFKA_GROUP", "feedline-pipeline"),
+            dlq_topic=_env("FEEDLINE_DLQ_TOPIC", "feedline.dlq"),
+            session_timeout_ms=_int("FEEDLINE_KAFKA_SESSION_TIMEOUT_MS", 6000),
+        ),
+        connect=ConnectSettings(
+            url=_env("FEEDLINE_CONNECT_URL", "http://127.0.0.1:8083"),
+            connector_name=_env("FEEDLINE_CONNECTOR_NAME", "feedline-postgres"),
+            slot_name=_env("FEEDLINE_SLOT_NAME", "feedline_slot"),
+            poll_interval_ms=_int("FEEDLINE_CONNECT_POLL_MS", 50),
+        ),
+        cassandra=CassandraSettings(
+            hosts=tuple(h for h in _env("FEEDLINE_CASSANDRA_HOSTS", "127.0.0.1").split(",") if h),
+            port=_int("FEEDLINE_CASSANDRA_PORT", 9042),
+            keyspace=_env("FEEDLINE_CASSANDRA_KEYSPACE", "feedline"),
+            replication=_env(
+                "FEEDLINE_CASSANDRA_REPLICATION",
+                "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+            ),
+        ),
+        redis=RedisSettings(url=_env("FEEDLINE_REDIS_URL", "redis://127.0.0.1:6379/0")),
+        stack=StackSettings(
+            var_dir=var_dir,
+            m2_repo=Path(_env("FEEDLINE_M2_REPO", str(Path.home() / ".m2" / "repository"))),
+            java_home=_env("FEEDLINE_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
+            kafka_heap=_env("FEEDLINE_KAFKA_HEAP", "512m"),
+            connect_heap=_env("FEEDLINE_CONNECT_HEAP", "512m"),
+            cassandra_heap=_env("FEEDLINE_CASSANDRA_HEAP", "1G"),
+            kafka_controller_port=_int("FEEDLINE_KAFKA_CONTROLLER_PORT", 9093),
+            start_timeout_s=_float("FEEDLINE_START_TIMEOUT_S", 120.0),
+        ),
+        web=WebSettings(
+            host=_env("FEEDLINE_WEB_HOST", "127.0.0.1"),
+            port=_int("FEEDLINE_WEB_PORT", 8000),
+            max_body_bytes=_int("FEEDLINE_MAX_BODY_BYTES", 16 * 1024),
+            pipeline_health_url=_env("FEEDLINE_PIPELINE_HEALTH_URL", "http://127.0.0.1:8001"),
+        ),
+        pipeline=PipelineSettings(
+            health_host=_env("FEEDLINE_PIPELINE_HOST", "127.0.0.1"),
+            health_port=_int("FEEDLINE_PIPELINE_PORT", 8001),
+            max_in_flight_per_partition=_int("FEEDLINE_MAX_IN_FLIGHT", 1000),
+            batch_max_size=_int("FEEDLINE_BATCH_MAX_SIZE", 200),
+            batch_max_wait_s=_float("FEEDLINE_BATCH_MAX_WAIT_S", 0.02),
+            write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
+            commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
+            max_retries=_int("FEEDLINE_MAX_RETRIES", 5),
+            backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
+        ),
+    )

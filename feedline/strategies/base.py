@@ -1,0 +1,121 @@
+"""The vocabulary shared by strategies, writers and cache invalidators.
+
+A strategy is a pure function from one Debezium change event to a ``Plan``: the Cassandra
+mutations to apply, the fan-out steps that need a read of the read model first, and the
+Redis keys to invalidate. Keeping strategies pure (no I/O) makes every table's behaviour
+testable event by event; the writer actor executes plans.
+
+Write timestamps (``USING TIMESTAMP``) come from the source change's PostgreSQL LSN, which
+orders every change in the database. Rows whose id is never reused (shards, comments) are
+deleted with ``TERMINAL`` so that no late or replayed insert can bring them back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+# Above any LSN and any microsecond clock: a delete written with it is final.
+TERMINAL = 2**62
+
+OPS = ("c", "u", "d", "r", "t")  # create, update, delete, snapshot read, tombstone
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One decoded Debezium event (schemas off). ``op`` is ``"t"`` for a tombstone."""
+
+    table: str
+    op: str
+    key: dict[str, Any]
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    lsn: int
+    ts_ms: int
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """Return the row this event is about: ``after``, or ``before`` for a delete."""
+        return self.after if self.after is not None else (self.before or {})
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One idempotent CQL write: a named prepared statement, its values and timestamp.
+
+    ``partition`` is ``(table, partition key values...)``; the writer batches mutations of
+    one partition together (UNLOGGED) and runs different partitions concurrently.
+    """
+
+    statement: str
+    params: tuple[Any, ...]
+    timestamp: int
+    partition: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class FanOutShard:
+    """Insert a new shard into the feed of every follower of its author (read followers)."""
+
+    author_id: int
+    shard_id: int
+    created_at: datetime
+    lsn: int
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """Copy the followee's latest shards into the follower's feed (read shards_by_author)."""
+
+    follower_id: int
+    followee_id: int
+    lsn: int
+
+
+@dataclass(frozen=True)
+class Unbackfill:
+    """Remove the followee's shards from the follower's feed (read shards_by_author)."""
+
+    follower_id: int
+    followee_id: int
+    lsn: int
+
+
+@dataclass(frozen=True)
+class PurgeShard:
+    """Remove a deleted shard from every follower's feed (read followers)."""
+
+    author_id: int
+    shard_id: int
+    created_at: datetime
+
+
+Expansion = FanOutShard | Backfill | Unbackfill | PurgeShard
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one event asks for, applied in order: mutations, then expansions, then cache.
+
+    Mutations come first so that every event writes its own fact before it reads the other
+    side (a follow writes the edge before reading the followee's shards; a shard writes
+    itself to ``shards_by_author`` before reading followers). Whichever of two concurrent
+    events runs second then sees the first, so neither order loses a feed row.
+    """
+
+    mutations: tuple[Mutation, ...] = ()
+    expansions: tuple[Expansion, ...] = ()
+    invalidations: tuple[str, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not (self.mutations or self.expansions or self.invalidations)
+
+
+class Strategy(Protocol):
+    """Turn one table's change events into plans."""
+
+    table: str
+
+    def plan(self, event: ChangeEvent) -> Plan: ...
