@@ -1,0 +1,111 @@
+"""Drop the Redis entries a change made stale, then acknowledge the change's events.
+
+Redis is a cache: being down must neither lose events nor stall the pipeline. A failed
+delete is retried a few times; after that its keys are remembered as pending and the
+events are acknowledged anyway. Pending keys are deleted first thing once Redis answers
+again. Staleness is bounded twice over: by that recovery flush, and by every cache
+entry's TTL (the read path never caches without one), which covers a pipeline process
+that dies while holding pending keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+import pykka
+import redis
+
+from feedline.actors.messages import Done, InjectFailure, InvalidateBatch
+from feedline.actors.router import tell_quietly
+
+logger = logging.getLogger(__name__)
+
+
+class CacheInvalidator(pykka.ThreadingActor):
+    """Delete stale cache keys idempotently; defer them while Redis is down."""
+
+    def __init__(self, redis_url: str, metrics: Any, retries: int = 3, backoff_s: float = 0.05):
+        super().__init__()
+        self._redis_url = redis_url
+        self._metrics = metrics
+        self._retries = retries
+        self._backoff_s = backoff_s
+        self._client: redis.Redis | None = None
+        self._pending: set[str] = set()
+        self._processed = 0
+        self._redis_up = True
+        self._next_probe = 0.0
+
+    def on_start(self) -> None:
+        self._client = redis.Redis.from_url(
+            self._redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
+
+    def on_stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, InvalidateBatch):
+            self._invalidate(message)
+        elif isinstance(message, InjectFailure):
+            raise RuntimeError(message.reason)
+        return None
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "messages_processed": self._processed,
+            "in_flight": self.actor_inbox.qsize(),
+            "redis_up": self._redis_up,
+            "pending_invalidations": len(self._pending),
+        }
+
+    def _invalidate(self, batch: InvalidateBatch) -> None:
+        keys = set(batch.keys)
+        if self._pending:
+            keys |= self._pending
+        if keys and self._delete(keys):
+            self._pending.clear()
+        elif keys:
+            self._pending |= keys
+            self._metrics.redis_failures.inc(len(batch.keys))
+        self._ack(batch)
+
+    def _delete(self, keys: set[str]) -> bool:
+        """Delete keys with bounded retries; while Redis is down, probe once a second."""
+        assert self._client is not None
+        if not self._redis_up and time.monotonic() < self._next_probe:
+            return False
+        retries = self._retries if self._redis_up else 1
+        for attempt in range(retries):
+            try:
+                self._client.unlink(*keys)
+                self._set_up(True)
+                return True
+            except redis.RedisError as exc:
+                if attempt == retries - 1:
+                    logger.warning(
+                        "redis invalidation failed, deferring %d keys: %s", len(keys), exc
+                    )
+                time.sleep(self._backoff_s * (2**attempt))
+        self._set_up(False)
+        self._next_probe = time.monotonic() + 1.0
+        return False
+
+    def _set_up(self, up: bool) -> None:
+        if up != self._redis_up:
+            logger.warning("redis is %s", "back" if up else "down")
+        self._redis_up = up
+        self._metrics.dependency_up.labels("redis").set(1 if up else 0)
+
+    def _ack(self, batch: InvalidateBatch) -> None:
+        by_owner: dict[Any, list[int]] = defaultdict(list)
+        for item in batch.items:
+            by_owner[item.owner].append(item.record.offset)
+        for owner, offsets in by_owner.items():
+            tell_quietly(owner, Done(tuple(offsets)))
+        self._processed += len(batch.items)
+        self._metrics.events_done.inc(len(batch.items))

@@ -1,0 +1,336 @@
+"""Poll Kafka and own every call to the Consumer, from one actor thread.
+
+confluent-kafka 2.16 serialises Consumer calls behind one lock that ``consume()`` holds
+for its whole timeout, so calls from other threads stall. This actor therefore polls by
+telling itself ``Poll`` and, between polls, handles what the PartitionConsumers report:
+it stores their committable offsets (auto-commit then commits them about once a second)
+and pauses or resumes partitions for backpressure. Rebalance callbacks run inside
+``consume()`` on this same thread, which is what makes draining on revoke safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Protocol
+
+import pykka
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from feedline.actors.messages import (
+    Drain,
+    InjectFailure,
+    PartitionStarted,
+    Poll,
+    Progress,
+    Record,
+    Records,
+    Shutdown,
+    Tick,
+)
+from feedline.actors.router import tell_quietly
+from feedline.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+
+
+class PartitionChildren(Protocol):
+    """Start and stop PartitionConsumer actors under the consumer supervisor."""
+
+    def start(self, topic: str, partition: int, consumer: Any) -> Any: ...
+
+    def stop(self, topic: str, partition: int) -> None: ...
+
+
+class KafkaConsumer(pykka.ThreadingActor):
+    """The one thread that polls, stores offsets, pauses and resumes."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: list[str],
+        children: PartitionChildren,
+        metrics: Any,
+        max_in_flight: int = 1000,
+        drain_timeout_s: float = 30.0,
+        poll_batch: int = 500,
+        poll_timeout_s: float = 0.05,
+    ):
+        super().__init__()
+        self._kafka = kafka
+        self._topics = topics
+        self._children = children
+        self._metrics = metrics
+        self._max_in_flight = max_in_flight
+        self._drain_timeout_s = drain_timeout_s
+        self._poll_batch = poll_batch
+        self._poll_timeout_s = poll_timeout_s
+        self._consumer: Consumer | None = None
+        self._running = False
+        self._owners: dict[TP, Any] = {}
+        self._sent: dict[TP, int] = {}
+        self._in_flight: dict[TP, int] = {}
+        self._first_offset: dict[TP, int] = {}
+        self._stored: dict[TP, int] = {}
+        self._paused: set[TP] = set()
+        self._stats: dict[TP, dict[str, int]] = {}
+        self._next_tick = 0.0
+        self._polled = 0
+        self._kafka_error: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._consumer = Consumer(self._config())
+        self._consumer.subscribe(
+            self._topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._running = True
+        self.actor_ref.tell(Poll())
+
+    def on_stop(self) -> None:
+        self._close()
+
+    def on_failure(self, *_exc: object) -> None:
+        # Stored offsets cover only finished events, so committing them on close is safe;
+        # the partition actors' unfinished work is re-read by the next owner.
+        self._close()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Poll):
+            if self._running:
+                self._poll_once()
+                self.actor_ref.tell(Poll())
+        elif isinstance(message, Progress):
+            self._on_progress(message)
+        elif isinstance(message, PartitionStarted):
+            self._on_partition_started(message)
+        elif isinstance(message, Shutdown):
+            self._shutdown()
+            if message.reply is not None:
+                message.reply.set(True)
+        elif isinstance(message, InjectFailure):
+            raise RuntimeError(message.reason)
+        return None
+
+    def health(self) -> dict[str, Any]:
+        """Return per-partition offsets, lag and backpressure for the health tree."""
+        partitions = []
+        for (topic, partition), _owner in sorted(self._owners.items()):
+            stats = self._stats.get((topic, partition), {})
+            partitions.append(
+                {
+                    "topic": topic,
+                    "partition": partition,
+                    "committed_offset": stats.get("committed_offset"),
+                    "stored_offset": self._stored.get((topic, partition)),
+                    "lag": stats.get("consumer_lag"),
+                    "in_flight": self._in_flight.get((topic, partition), 0),
+                    "paused": (topic, partition) in self._paused,
+                }
+            )
+        return {
+            "messages_processed": self._polled,
+            "in_flight": sum(self._in_flight.values()),
+            "kafka_error": self._kafka_error,
+            "partitions": partitions,
+        }
+
+    # -- polling ---------------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self._kafka.bootstrap,
+            "group.id": self._kafka.group_id,
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": 1000,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "session.timeout.ms": self._kafka.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self._kafka.session_timeout_ms // 3),
+            "statistics.interval.ms": 1000,
+            "stats_cb": self._on_stats,
+            "error_cb": self._on_error,
+        }
+
+    def _poll_once(self) -> None:
+        assert self._consumer is not None
+        messages = self._consumer.consume(self._poll_batch, self._poll_timeout_s)
+        batches: dict[TP, list[Record]] = {}
+        for m in messages:
+            if m.error():
+                logger.warning("consumer error: %s", m.error())
+                continue
+            tp = (m.topic(), m.partition())
+            batches.setdefault(tp, []).append(
+                Record(m.topic(), m.partition(), m.offset(), m.key(), m.value())
+            )
+        for tp, records in batches.items():
+            self._dispatch(tp, records)
+        if messages:
+            self._kafka_error = None
+        if time.monotonic() >= self._next_tick:
+            self._next_tick = time.monotonic() + 1.0
+            for owner in list(self._owners.values()):
+                tell_quietly(owner, Tick())
+
+    def _dispatch(self, tp: TP, records: list[Record]) -> None:
+        owner = self._owners.get(tp)
+        if owner is None:
+            return  # revoked meanwhile: the next owner reads these again
+        self._first_offset.setdefault(tp, records[0].offset)
+        if not tell_quietly(owner, Records(tuple(records))):
+            return  # restarting: its PartitionStarted makes us rewind
+        self._polled += len(records)
+        self._sent[tp] = self._sent.get(tp, 0) + len(records)
+        self._in_flight[tp] = self._in_flight.get(tp, 0) + len(records)
+        if self._in_flight[tp] >= self._max_in_flight and tp not in self._paused:
+            self._set_paused(tp, True)
+
+    # -- progress and backpressure ------------------------------------------------------
+
+    def _on_progress(self, p: Progress) -> None:
+        tp = (p.topic, p.partition)
+        if tp not in self._owners or self._consumer is None:
+            return
+        self._in_flight[tp] = p.in_flight + max(0, self._sent.get(tp, 0) - p.received)
+        if p.committable is not None and p.committable > self._stored.get(tp, -1):
+            self._store(tp, p.committable)
+        if tp in self._paused and self._in_flight[tp] <= self._max_in_flight // 2:
+            self._set_paused(tp, False)
+
+    def _store(self, tp: TP, offset: int) -> None:
+        if self._consumer is None:
+            return
+        try:
+            self._consumer.store_offsets(offsets=[TopicPartition(tp[0], tp[1], offset)])
+            self._stored[tp] = offset
+            self._metrics.committed.labels(tp[0], str(tp[1])).set(offset)
+        except KafkaException as exc:
+            logger.warning("store_offsets %s failed: %s", tp, exc)
+
+    def _set_paused(self, tp: TP, paused: bool) -> None:
+        assert self._consumer is not None
+        part = [TopicPartition(tp[0], tp[1])]
+        if paused:
+            self._consumer.pause(part)
+            self._paused.add(tp)
+        else:
+            self._consumer.resume(part)
+            self._paused.discard(tp)
+        self._metrics.paused.set(len(self._paused))
+
+    def _on_partition_started(self, started: PartitionStarted) -> None:
+        """Adopt a restarted owner and re-read its partition from the stored watermark.
+
+        The crashed owner's pending events died with it; rewinding hands them out again.
+        """
+        tp = (started.topic, started.partition)
+        if tp not in self._owners:
+            return  # revoked meanwhile
+        previous = self._owners[tp]
+        self._owners[tp] = started.ref
+        if previous is None or previous.actor_urn == started.ref.actor_urn:
+            return
+        offset = self._stored.get(tp, self._first_offset.get(tp))
+        self._sent[tp] = 0
+        self._in_flight[tp] = 0
+        if offset is not None and self._consumer is not None:
+            logger.warning("partition %s owner restarted: rewinding to %d", tp, offset)
+            self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        if tp in self._paused:
+            self._set_paused(tp, False)
+
+    # -- rebalancing -----------------------------------------------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for p in partitions:
+            self._owners[(p.topic, p.partition)] = self._children.start(
+                p.topic, p.partition, self.actor_ref
+            )
+        logger.info("assigned %s", sorted((p.topic, p.partition) for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self._owners]
+        self._drain(tps)
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            logger.info("commit on revoke: %s", exc)  # e.g. nothing stored yet
+        self._forget(tps)
+        logger.info("revoked %s", sorted(tps))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Fenced: offsets stored now would never be committed. Drop the work.
+        tps = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self._owners]
+        self._forget(tps)
+        logger.warning("lost %s", sorted(tps))
+
+    def _drain(self, tps: list[TP]) -> None:
+        """Wait (bounded) for the partitions' in-flight events, then store their offsets."""
+        replies = {}
+        for tp in tps:
+            owner = self._owners.get(tp)
+            if owner is not None:
+                reply = pykka.ThreadingFuture()
+                if tell_quietly(owner, Drain(reply)):
+                    replies[tp] = reply
+        deadline = time.monotonic() + self._drain_timeout_s
+        for tp, reply in replies.items():
+            try:
+                committable = reply.get(timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                logger.warning("drain of %s timed out; its unfinished events will be re-read", tp)
+                continue
+            if committable is not None and committable > self._stored.get(tp, -1):
+                self._store(tp, committable)
+
+    def _forget(self, tps: list[TP]) -> None:
+        for tp in tps:
+            self._owners.pop(tp, None)
+            self._children.stop(*tp)
+            for state in (self._sent, self._in_flight, self._first_offset, self._stored):
+                state.pop(tp, None)
+            self._paused.discard(tp)
+            self._stats.pop(tp, None)
+
+    def _shutdown(self) -> None:
+        self._running = False
+        self._drain(list(self._owners))
+        self._close()
+
+    def _close(self) -> None:
+        self._running = False
+        if self._consumer is not None:
+            try:
+                self._consumer.close()  # commits stored offsets; on_revoke drains the rest
+            finally:
+                self._consumer = None
+        self._forget(list(self._owners))
+
+    # -- librdkafka callbacks (called inside consume(), on this thread) -------------------
+
+    def _on_stats(self, raw: str) -> None:
+        stats = json.loads(raw)
+        for topic, t in stats.get("topics", {}).items():
+            for pid, p in t.get("partitions", {}).items():
+                tp = (topic, int(pid))
+                if tp in self._owners:
+                    lag = p.get("consumer_lag")
+                    self._stats[tp] = {
+                        "committed_offset": p.get("committed_offset"),
+                        "consumer_lag": lag,
+                    }
+                    if lag is not None and lag >= 0:
+                        self._metrics.lag.labels(topic, pid).set(lag)
+
+    def _on_error(self, error: Any) -> None:
+        self._kafka_error = str(error)
+        logger.warning("kafka: %s", error)

@@ -1,0 +1,68 @@
+"""Prometheus metrics of the pipeline process, built on one registry passed to every actor.
+
+A registry per PipelineMetrics (not the global default) keeps tests independent and makes
+the dependency explicit, like every other one the actors receive at start.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class PipelineMetrics:
+    """Counters, gauges and histograms that /metrics on the pipeline port exposes."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "feedline_events_total", "Change events received, by topic", ["topic"], registry=r
+        )
+        self.events_done = Counter(
+            "feedline_events_done_total", "Change events fully processed", registry=r
+        )
+        self.batch_size = Histogram(
+            "feedline_write_batch_events",
+            "Events per Cassandra writer flush",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+        self.write_latency = Histogram(
+            "feedline_write_seconds",
+            "Time to apply one writer flush to Cassandra",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.cassandra_retries = Counter(
+            "feedline_cassandra_retries_total", "Cassandra write attempts retried", registry=r
+        )
+        self.redis_failures = Counter(
+            "feedline_redis_failures_total",
+            "Redis invalidations that failed and were deferred",
+            registry=r,
+        )
+        self.dlq = Counter("feedline_dlq_total", "Events sent to the dead-letter topic", registry=r)
+        self.restarts = Counter(
+            "feedline_actor_restarts_total", "Actor restarts by supervisors", ["actor"], registry=r
+        )
+        self.resent = Counter(
+            "feedline_events_resent_total", "In-flight events handed out again", registry=r
+        )
+        self.lag = Gauge(
+            "feedline_consumer_lag",
+            "Messages behind the log end",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.committed = Gauge(
+            "feedline_committed_offset", "Last stored offset", ["topic", "partition"], registry=r
+        )
+        self.paused = Gauge(
+            "feedline_paused_partitions", "Partitions paused for backpressure", registry=r
+        )
+        self.dependency_up = Gauge(
+            "feedline_dependency_up",
+            "1 if the dependency answered lately",
+            ["dependency"],
+            registry=r,
+        )
