@@ -49,6 +49,8 @@ class PostgresSettings:
     password: str = field(default="feedline-dev", repr=False)
     pool_min: int = 1
     pool_max: int = 8
+    connect_timeout_s: int = 3
+    statement_timeout_ms: int = 5000
 
     def dsn(self) -> str:
         """Return a libpq DSN; kept out of repr so the password never reaches a log."""
@@ -108,6 +110,8 @@ class StackSettings:
     cassandra_heap: str = "1G"
     kafka_controller_port: int = 9093
     start_timeout_s: float = 120.0
+    cassandra_storage_port: int = 7000
+    cassandra_jmx_port: int = 7199
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,11 @@ class WebSettings:
     port: int = 8000
     max_body_bytes: int = 16 * 1024
     pipeline_health_url: str = "http://127.0.0.1:8001"
+    # gunicorn: sync workers by default (2 cores); threads > 1 switches to gthread.
+    workers: int = 3
+    threads: int = 1
+    # Shared directory for prometheus-client multiprocess mode ("" = one process).
+    metrics_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,8 @@ def load() -> Settings:
             password=_env("FEEDLINE_PG_PASSWORD", "feedline-dev"),
             pool_min=_int("FEEDLINE_PG_POOL_MIN", 1),
             pool_max=_int("FEEDLINE_PG_POOL_MAX", 8),
+            connect_timeout_s=_int("FEEDLINE_PG_CONNECT_TIMEOUT_S", 3),
+            statement_timeout_ms=_int("FEEDLINE_PG_STATEMENT_TIMEOUT_MS", 5000),
         ),
         kafka=KafkaSettings(
             bootstrap=_env("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
@@ -191,12 +202,17 @@ def load() -> Settings:
             cassandra_heap=_env("FEEDLINE_CASSANDRA_HEAP", "1G"),
             kafka_controller_port=_int("FEEDLINE_KAFKA_CONTROLLER_PORT", 9093),
             start_timeout_s=_float("FEEDLINE_START_TIMEOUT_S", 120.0),
+            cassandra_storage_port=_int("FEEDLINE_CASSANDRA_STORAGE_PORT", 7000),
+            cassandra_jmx_port=_int("FEEDLINE_CASSANDRA_JMX_PORT", 7199),
         ),
         web=WebSettings(
             host=_env("FEEDLINE_WEB_HOST", "127.0.0.1"),
             port=_int("FEEDLINE_WEB_PORT", 8000),
             max_body_bytes=_int("FEEDLINE_MAX_BODY_BYTES", 16 * 1024),
             pipeline_health_url=_env("FEEDLINE_PIPELINE_HEALTH_URL", "http://127.0.0.1:8001"),
+            workers=_int("FEEDLINE_WEB_WORKERS", 3),
+            threads=_int("FEEDLINE_WEB_THREADS", 1),
+            metrics_dir=_env("FEEDLINE_METRICS_DIR", ""),
         ),
         pipeline=PipelineSettings(
             health_host=_env("FEEDLINE_PIPELINE_HOST", "127.0.0.1"),

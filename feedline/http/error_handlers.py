@@ -1,0 +1,46 @@
+"""Make every error a JSON ``{"title", "description"}``, and a 500 only when unexpected."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import falcon
+
+from feedline.errors import DependencyUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+def serialize(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
+    """Render an HTTPError as JSON whatever the client accepts."""
+    title = exc.title or "Error"
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json.dumps({"title": title, "description": exc.description or title}).encode()
+
+
+def dependency_unavailable(
+    req: falcon.Request, resp: falcon.Response, exc: DependencyUnavailable, params: dict
+) -> None:
+    """Answer 503 with Retry-After when a backing service is down."""
+    logger.warning("%s %s: %s", req.method, req.uri_template or req.path, exc)
+    raise falcon.HTTPServiceUnavailable(
+        title="Service unavailable",
+        description=f"{exc.dependency} is unavailable; retry shortly.",
+        retry_after=1,
+    )
+
+
+def unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:
+    """Log a bug with its traceback (never headers or body) and answer a JSON 500."""
+    logger.exception("unhandled error in %s %s", req.method, req.uri_template or req.path)
+    raise falcon.HTTPInternalServerError(
+        title="Internal server error", description="An unexpected error occurred; it is logged."
+    )
+
+
+def install(app: falcon.App) -> None:
+    """Register the serializer and handlers (HTTPError keeps Falcon's own handler)."""
+    app.set_error_serializer(serialize)
+    app.add_error_handler(Exception, unexpected)
+    app.add_error_handler(DependencyUnavailable, dependency_unavailable)

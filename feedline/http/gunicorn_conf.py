@@ -1,0 +1,51 @@
+"""Configure gunicorn from Feedline's settings.
+
+Run: ``gunicorn -c python:feedline.http.gunicorn_conf 'feedline.http.app:get_app()'``.
+The access log records the request line, status, size and time, never headers, so the
+``Authorization`` bearer token is not logged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from feedline.settings import load
+
+_settings = load()
+_web = _settings.web
+_metrics_dir = _web.metrics_dir or str(_settings.stack.var_dir / "web-metrics")
+
+bind = f"{_web.host}:{_web.port}"
+workers = _web.workers
+threads = _web.threads
+worker_class = "gthread" if _web.threads > 1 else "sync"
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+errorlog = "-"
+# Applied by the arbiter before the workers fork and import prometheus-client, which then
+# keeps per-process files there; /metrics aggregates them (see feedline.http.metrics).
+raw_env = [f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir}", f"FEEDLINE_METRICS_DIR={_metrics_dir}"]
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"feedline": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+}
+
+
+def on_starting(server: object) -> None:
+    """Start with an empty metrics directory (stale files would add old counts)."""
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's live-gauge files (counters and histograms are kept)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,59 @@
+"""Like and unlike shards, keeping the shard's like_count in the same transaction."""
+
+from __future__ import annotations
+
+import falcon
+
+from feedline.db import Cursor
+from feedline.http import spec
+from feedline.http.deps import Deps
+from feedline.http.shards import not_found
+
+# Lock the shard first: it must exist, and concurrent likes then count one at a time.
+LOCK_SQL = "SELECT 1 FROM shards WHERE id = %s FOR NO KEY UPDATE"
+LIKE_SQL = """
+    INSERT INTO likes (shard_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1
+"""
+UNLIKE_SQL = "DELETE FROM likes WHERE shard_id = %s AND user_id = %s RETURNING 1"
+COUNT_SQL = "UPDATE shards SET like_count = GREATEST(like_count + %s, 0) WHERE id = %s"
+
+
+def _operation(summary: str) -> dict:
+    return spec.operation(
+        summary,
+        {"204": spec.no_content("Done (also when it already was)")},
+        errors=("404",),
+        params=(spec.path_id("shard_id"),),
+    )
+
+
+class ShardLike:
+    """``PUT``/``DELETE /v1/shards/{shard_id}/like``: idempotent like and unlike."""
+
+    openapi = {"put": _operation("Like a shard"), "delete": _operation("Unlike a shard")}
+
+    def __init__(self, deps: Deps):
+        self._db = deps.db
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
+        self._change(shard_id, req.context.user_id, LIKE_SQL, +1)
+        resp.status = falcon.HTTP_204
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
+        self._change(shard_id, req.context.user_id, UNLIKE_SQL, -1)
+        resp.status = falcon.HTTP_204
+
+    def _change(self, shard_id: int, user_id: int, sql: str, delta: int) -> None:
+        if not self._db.run(lambda cur: _apply(cur, shard_id, user_id, sql, delta)):
+            raise not_found(shard_id)
+
+
+def _apply(cur: Cursor, shard_id: int, user_id: int, sql: str, delta: int) -> bool:
+    """Apply the change and, only if it changed a row, the count; False if no shard."""
+    cur.execute(LOCK_SQL, (shard_id,))
+    if cur.fetchone() is None:
+        return False
+    cur.execute(sql, (shard_id, user_id))
+    if cur.fetchone() is not None:
+        cur.execute(COUNT_SQL, (delta, shard_id))
+    return True

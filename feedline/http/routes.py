@@ -1,0 +1,37 @@
+"""List every route of the API in one place.
+
+To add an endpoint: write a resource class (``on_<method>`` responders plus an ``openapi``
+dict with one operation per responder, see :mod:`feedline.http.spec`) in its own module,
+then add one ``(uri_template, factory)`` line below. ``{name:id}`` matches positive bigint
+ids only. ``GET /openapi.json`` and its test pick the new route up by themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from feedline.http import comments, following, likes, shards, users
+from feedline.http.deps import Deps
+from feedline.http.health import Check, Health
+from feedline.http.metrics import Metrics
+
+
+def health(deps: Deps) -> Health:
+    return Health([Check("postgresql", deps.db.ping), *deps.checks])
+
+
+def metrics(deps: Deps) -> Metrics:
+    return Metrics(deps.settings.web.metrics_dir)
+
+
+ROUTES: tuple[tuple[str, Callable[[Deps], object]], ...] = (
+    ("/v1/users", users.Users),
+    ("/v1/users/{user_id:id}", users.User),
+    ("/v1/following/{user_id:id}", following.Following),
+    ("/v1/shards", shards.Shards),
+    ("/v1/shards/{shard_id:id}", shards.Shard),
+    ("/v1/shards/{shard_id:id}/comments", comments.ShardComments),
+    ("/v1/shards/{shard_id:id}/like", likes.ShardLike),
+    ("/health", health),
+    ("/metrics", metrics),
+)
