@@ -1,0 +1,187 @@
+"""Apply planned events to Cassandra in batches, then pass them to cache invalidation.
+
+The writer takes whatever WriteBatch messages are waiting, up to a size bound, and
+flushes when the batch is full or its inbox is empty: under light load every event goes
+out at once (freshness), under heavy load batches grow by themselves (throughput).
+
+A flush runs in two phases for every event in it: first the events' own mutations, then
+their expansions (fan-out, backfill), which read the read model. Writing before reading
+is what makes a follow and a concurrent shard see each other (see strategies/base.py).
+Transient Cassandra errors (node down, timeouts) are retried until they pass: nothing is
+acknowledged meanwhile and partitions pause on backpressure. Errors that say the write
+itself is wrong are retried a bounded number of times, event by event, and then the
+event goes to the dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pykka
+
+from feedline import cassandra
+from feedline.actors.messages import DeadLetter, InjectFailure, InvalidateBatch, Work, WriteBatch
+from feedline.actors.router import Router
+from feedline.fanout import Expander, PreparedStatements
+from feedline.settings import CassandraSettings, PipelineSettings
+from feedline.strategies.base import Mutation
+
+logger = logging.getLogger(__name__)
+
+
+class CassandraWriter(pykka.ThreadingActor):
+    """Batch, apply and hand on events; the one place pipeline writes reach Cassandra."""
+
+    def __init__(
+        self,
+        cassandra_settings: CassandraSettings,
+        pipeline: PipelineSettings,
+        invalidators: Router,
+        dead_letters: Router,
+        metrics: Any,
+    ):
+        super().__init__()
+        self._cassandra_settings = cassandra_settings
+        self._pipeline = pipeline
+        self._invalidators = invalidators
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._cluster: Any = None
+        self._session: Any = None
+        self._statements: PreparedStatements | None = None
+        self._expander: Expander | None = None
+        self._batch: list[Work] = []
+        self._processed = 0
+        self._last_error: str | None = None
+
+    def on_start(self) -> None:
+        self._cluster, self._session = self._retry_transient(
+            lambda: cassandra.connect(self._cassandra_settings), "connect"
+        )
+        self._statements = PreparedStatements(self._session)
+        self._expander = Expander(self._session, self._statements, self._pipeline)
+
+    def on_stop(self) -> None:
+        if self._batch:
+            self._flush()
+        if self._cluster is not None:
+            self._cluster.shutdown()
+
+    def on_failure(self, *_exc: object) -> None:
+        if self._cluster is not None:
+            self._cluster.shutdown()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, WriteBatch):
+            self._batch.extend(message.items)
+            if len(self._batch) >= self._pipeline.batch_max_size or self.actor_inbox.empty():
+                self._flush()
+        elif isinstance(message, InjectFailure):
+            raise RuntimeError(message.reason)
+        return None
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "messages_processed": self._processed,
+            "in_flight": len(self._batch) + self.actor_inbox.qsize(),
+            "last_write_error": self._last_error,
+        }
+
+    # -- flushing --------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        items, self._batch = self._batch, []
+        started = time.monotonic()
+        keys: set[str] = set()
+        try:
+            self._apply([m for w in items for m in w.plan.mutations])
+            keys |= self._expand_and_apply(items)
+            done = items
+        except Exception as exc:
+            if cassandra.is_transient(exc):
+                raise  # only reached if retries were interrupted; the supervisor restarts us
+            logger.warning("batch of %d failed (%s); retrying event by event", len(items), exc)
+            done, keys = self._isolate(items)
+        self._metrics.batch_size.observe(len(items))
+        self._metrics.write_latency.observe(time.monotonic() - started)
+        self._processed += len(items)
+        for w in done:
+            keys.update(w.plan.invalidations)
+        self._hand_on(done, keys)
+
+    def _expand_and_apply(self, items: list[Work]) -> set[str]:
+        assert self._expander is not None
+        mutations: list[Mutation] = []
+        keys: set[str] = set()
+        for w in items:
+            for expansion in w.plan.expansions:
+                more, more_keys = self._retry_transient(
+                    lambda e=expansion: self._expander.expand(e), "read"
+                )
+                mutations.extend(more)
+                keys |= more_keys
+        self._apply(mutations)
+        return keys
+
+    def _apply(self, mutations: list[Mutation]) -> None:
+        if not mutations:
+            return
+        assert self._statements is not None
+        statements = cassandra.group_statements(mutations, self._statements.bind)
+        self._retry_transient(
+            lambda: cassandra.execute_all(
+                self._session, statements, self._pipeline.write_concurrency
+            ),
+            "write",
+        )
+
+    def _isolate(self, items: list[Work]) -> tuple[list[Work], set[str]]:
+        """Apply events one by one so that one bad event cannot hold back the others."""
+        done: list[Work] = []
+        keys: set[str] = set()
+        for w in items:
+            for attempt in range(self._pipeline.max_retries):
+                try:
+                    self._apply(list(w.plan.mutations))
+                    keys |= self._expand_and_apply([w])
+                    done.append(w)
+                    break
+                except Exception as exc:
+                    if cassandra.is_transient(exc):
+                        raise
+                    error = f"{type(exc).__name__}: {exc}"
+                    if attempt == self._pipeline.max_retries - 1:
+                        self._dead_letters.tell(
+                            w.record.topic, DeadLetter(w.record, error, w.owner)
+                        )
+        return done, keys
+
+    def _hand_on(self, done: list[Work], keys: set[str]) -> None:
+        """Send the flush's keys and events together: acks go out only after the delete."""
+        if done or keys:
+            first = done[0].record if done else None
+            key = (first.topic, first.partition) if first else None
+            self._invalidators.tell(key, InvalidateBatch(frozenset(keys), tuple(done)))
+
+    def _retry_transient(self, call: Any, what: str) -> Any:
+        """Run ``call`` until it stops failing transiently (Cassandra down or slow)."""
+        delay = 0.1
+        while True:
+            try:
+                result = call()
+                if self._last_error is not None:
+                    logger.warning("cassandra is back")
+                self._last_error = None
+                self._metrics.dependency_up.labels("cassandra").set(1)
+                return result
+            except Exception as exc:
+                if not cassandra.is_transient(exc):
+                    raise
+                self._last_error = f"{what}: {type(exc).__name__}"
+                self._metrics.dependency_up.labels("cassandra").set(0)
+                self._metrics.cassandra_retries.inc()
+                logger.warning("cassandra %s failed (%s); retrying in %.1fs", what, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)

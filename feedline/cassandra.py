@@ -1,0 +1,111 @@
+"""Connect to Cassandra and apply mutations the way the read model needs.
+
+Mutations of one partition go together in an UNLOGGED batch (one round trip, applied
+atomically on that partition's replicas); different partitions run concurrently as
+separate async statements with a bounded window. A LOGGED batch across partitions would
+pay the batchlog for nothing: every mutation is idempotent and timestamped, so a retry
+simply converges.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from cassandra import (
+    ConsistencyLevel,
+    OperationTimedOut,
+    ReadTimeout,
+    Unavailable,
+    WriteTimeout,
+)
+from cassandra.cluster import (
+    EXEC_PROFILE_DEFAULT,
+    Cluster,
+    ExecutionProfile,
+    NoHostAvailable,
+    Session,
+)
+from cassandra.concurrent import execute_concurrent
+from cassandra.connection import ConnectionException
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+from cassandra.query import BatchStatement, BatchType, Statement
+
+from feedline.settings import CassandraSettings
+from feedline.strategies.base import Mutation
+
+logger = logging.getLogger(__name__)
+
+# Errors that say "Cassandra is down or busy", not "this write is wrong": retried forever.
+TRANSIENT = (
+    NoHostAvailable,
+    OperationTimedOut,
+    Unavailable,
+    WriteTimeout,
+    ReadTimeout,
+    ConnectionException,
+    OverloadedErrorMessage,
+    IsBootstrappingErrorMessage,
+)
+
+MAX_BATCH = 30  # statements per UNLOGGED batch: stays under Cassandra's batch size warnings
+
+
+def connect(settings: CassandraSettings, request_timeout: float = 10.0) -> tuple[Cluster, Session]:
+    """Open a session on the keyspace with token-aware routing and QUORUM-local writes."""
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        request_timeout=request_timeout,
+    )
+    cluster = Cluster(
+        contact_points=list(settings.hosts),
+        port=settings.port,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        protocol_version=5,
+        connect_timeout=5,
+    )
+    session = cluster.connect(settings.keyspace)
+    return cluster, session
+
+
+def is_transient(error: BaseException) -> bool:
+    """Return True for errors that a later retry of the same write can cure."""
+    return isinstance(error, TRANSIENT)
+
+
+def group_statements(
+    mutations: Iterable[Mutation], bind: Callable[[Mutation], Statement]
+) -> list[Statement]:
+    """Turn mutations into one statement per partition (chunked UNLOGGED batches)."""
+    by_partition: dict[tuple[Any, ...], list[Mutation]] = defaultdict(list)
+    for m in mutations:
+        by_partition[m.partition].append(m)
+    statements: list[Statement] = []
+    for group in by_partition.values():
+        for i in range(0, len(group), MAX_BATCH):
+            chunk = group[i : i + MAX_BATCH]
+            if len(chunk) == 1:
+                statements.append(bind(chunk[0]))
+                continue
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for m in chunk:
+                batch.add(bind(m))
+            statements.append(batch)
+    return statements
+
+
+def execute_all(session: Session, statements: Sequence[Statement], concurrency: int) -> None:
+    """Run statements concurrently (bounded window); raise the first error seen."""
+    if not statements:
+        return
+    results = execute_concurrent(
+        session, [(s, None) for s in statements], concurrency=concurrency,
+        raise_on_first_error=False,
+    )
+    for ok, result in results:
+        if not ok:
+            raise result
