@@ -103,7 +103,9 @@ def execute_all(session: Session, statements: Sequence[Statement], concurrency: 
     if not statements:
         return
     results = execute_concurrent(
-        session, [(s, None) for s in statements], concurrency=concurrency,
+        session,
+        [(s, None) for s in statements],
+        concurrency=concurrency,
         raise_on_first_error=False,
     )
     for ok, result in results:

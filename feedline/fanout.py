@@ -69,7 +69,9 @@ class Expander:
         mutations, keys = [], set()
         for row in self._rows(st.SELECT_FOLLOWERS, e.author_id):
             ts = row.edge_lsn if row.edge_lsn is not None else e.lsn
-            mutations.append(_feed_insert(row.follower_id, e.created_at, e.shard_id, e.author_id, ts))
+            mutations.append(
+                _feed_insert(row.follower_id, e.created_at, e.shard_id, e.author_id, ts)
+            )
             keys.add(cache_keys.feed(row.follower_id))
         return mutations, keys
 
@@ -97,7 +99,9 @@ class Expander:
             (r.created_at, r.shard_id)
             for r in self._rows(st.SELECT_FEED_ITEMS_BY_AUTHOR, e.follower_id, e.followee_id)
         }
-        mutations = [_feed_delete(e.follower_id, created_at, sid, e.lsn) for created_at, sid in found]
+        mutations = [
+            _feed_delete(e.follower_id, created_at, sid, e.lsn) for created_at, sid in found
+        ]
         return mutations, {cache_keys.feed(e.follower_id)}
 
     def _purge(self, e: PurgeShard) -> tuple[list[Mutation], set[str]]:
