@@ -1,0 +1,50 @@
+# Feedline: the real stack (PostgreSQL, Redis, Kafka, Connect + Debezium, Cassandra) without
+# Docker, and the app on top. Everything lands in var/ (ignored); jars are cached in ~/.m2.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+FEEDLINE := $(BIN)/feedline
+# Reinstall the venv when a requirements file or pyproject changes.
+STAMP := $(VENV)/.installed
+
+.PHONY: venv up run stack-up down status clean test lint
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e .
+	touch $@
+
+## stack-up: start the services (installs what is missing), migrate, register the connector
+stack-up: venv
+	@$(FEEDLINE) stack up
+
+## up: stack-up, then the Procfile's processes in the background (honcho, pid-tracked)
+up: venv
+	@$(FEEDLINE) stack up --app
+
+## run: stack-up, then the Procfile's processes in the foreground (Ctrl-C stops them)
+run: stack-up
+	PATH="$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+## down: stop everything `up`/`run` started, by pid
+down: venv
+	@$(FEEDLINE) stack down
+
+## status: each service's state and the connector's
+status: venv
+	@$(FEEDLINE) stack status
+
+## clean: down, drop the replication slot and publication, wipe var/ data and logs
+clean: venv
+	@$(FEEDLINE) stack clean
+
+## test: the whole suite against the real stack
+test: stack-up
+	$(BIN)/pytest
+
+## lint: ruff check and format check
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

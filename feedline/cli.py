@@ -1,0 +1,79 @@
+"""The ``feedline`` command: a thin dispatcher to the modules that do the work.
+
+Add a subcommand by writing a ``_cmd_<name>(settings, args) -> int`` and registering it in
+``_parser()``. Expected failures (any FeedlineError) print one line on stderr and exit 2;
+``--verbose`` shows tracebacks and debug logs instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from feedline import settings as settings_mod
+from feedline.errors import FeedlineError
+
+logger = logging.getLogger(__name__)
+
+
+def _cmd_migrate(settings, args) -> int:
+    from feedline.migrate import migrate
+
+    applied = migrate(settings)
+    print("applied " + ", ".join(applied) if applied else "schema up to date")
+    return 0
+
+
+def _cmd_stack(settings, args) -> int:
+    from feedline.stack import app, lifecycle
+
+    if args.action == "up":
+        lifecycle.up(settings)
+        if args.app:
+            app.up(settings)
+    elif args.action == "down":
+        lifecycle.down(settings)
+    elif args.action == "status":
+        lifecycle.status(settings)
+    elif args.action == "clean":
+        lifecycle.clean(settings)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="feedline", description="Feedline commands")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply pending schema migrations (PostgreSQL, Cassandra)")
+    stack = sub.add_parser("stack", help="run the local stack without Docker")
+    stack.add_argument("action", choices=["up", "down", "status", "clean"])
+    stack.add_argument("--app", action="store_true", help="with up: also start the Procfile")
+    return parser
+
+
+COMMANDS = {"migrate": _cmd_migrate, "stack": _cmd_stack}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the subcommand, and turn expected failures into one line."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stdout,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s" if not args.verbose else "%(asctime)s %(name)s %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](settings_mod.load(), args)
+    except FeedlineError as exc:
+        if args.verbose:
+            raise
+        print(f"feedline {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"feedline {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Create the CDC topics explicitly, before the connector, so their layout is deliberate.
+
+Topics that Connect would auto-create get the broker default and no set retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from feedline.connector import heartbeat_topic, topic_names
+from feedline.errors import StackError
+from feedline.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings, timeout: float = 60.0, log: str | None = None) -> None:
+    """Create missing topics, grow short ones, and set retention; retry while Kafka starts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            _ensure(settings)
+            return
+        except KafkaException as exc:
+            if time.monotonic() > deadline:
+                raise StackError("kafka", f"cannot create topics: {exc}", log) from None
+            time.sleep(0.5)
+
+
+def _ensure(settings: Settings) -> None:
+    kafka = settings.kafka
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    existing = admin.list_topics(timeout=5).topics
+    retention = {"retention.ms": str(kafka.retention_ms)}
+    new = [
+        NewTopic(t, kafka.partitions, kafka.replication_factor, config=retention)
+        for t in topic_names(settings)
+        if t not in existing
+    ]
+    beat = heartbeat_topic(settings)
+    if beat not in existing:
+        new.append(NewTopic(beat, 1, kafka.replication_factor, config=retention))
+    for topic, fut in (admin.create_topics(new) if new else {}).items():
+        fut.result()
+        logger.info("created topic %s", topic)
+    grow = [
+        NewPartitions(t, kafka.partitions)
+        for t in topic_names(settings)
+        if t in existing and len(existing[t].partitions) < kafka.partitions
+    ]
+    for fut in (admin.create_partitions(grow) if grow else {}).values():
+        fut.result()
+    entry = ConfigEntry(
+        "retention.ms", str(kafka.retention_ms), incremental_operation=AlterConfigOpType.SET
+    )
+    resources = [
+        ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[entry])
+        for t in topic_names(settings)
+        if t in existing
+    ]
+    for fut in (admin.incremental_alter_configs(resources) if resources else {}).values():
+        fut.result()

@@ -1,0 +1,60 @@
+"""The Procfile's app processes, run by honcho in the background and tracked by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from feedline.errors import StackError
+from feedline.settings import ROOT, Settings
+from feedline.stack import procs
+from feedline.stack.layout import Layout
+
+SETTLE_S = 3.0  # honcho stops every process when one exits: a crash shows within seconds
+
+
+def _paths(settings: Settings) -> tuple[Path, Path]:
+    lay = Layout(settings.stack.var_dir)
+    return lay.pid("honcho"), lay.log("app")
+
+
+def pid(settings: Settings) -> int | None:
+    return procs.running(_paths(settings)[0], settings.stack.var_dir)
+
+
+def up(settings: Settings) -> None:
+    """Start ``honcho start`` on the Procfile unless it runs; fail in one line if it dies."""
+    pid_file, log = _paths(settings)
+    if pid(settings):
+        print(f"app        running  honcho pid {procs.read_pid(pid_file)}, log {log}")
+        return
+    bindir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
+    # The var dir in argv marks the process as ours (see procs.owned).
+    argv = [f"{bindir}/honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)]
+    argv += ["-e", str(settings.stack.var_dir / ".env")]
+    child = procs.spawn(argv, log, pid_file, cwd=ROOT, env=env)
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        if not procs.alive(child):
+            pid_file.unlink(missing_ok=True)
+            raise StackError("app", "honcho exited: an app process failed to start", str(log))
+        time.sleep(0.2)
+    print(f"app        running  honcho pid {child} (web on http://{_web(settings)}), log {log}")
+
+
+def _web(settings: Settings) -> str:
+    return f"{settings.web.host}:{settings.web.port}"
+
+
+def down(settings: Settings) -> None:
+    """SIGTERM honcho (it stops its children), SIGKILL after a bound."""
+    pid_file, _ = _paths(settings)
+    found = pid(settings)
+    if found:
+        procs.stop(found, signal.SIGTERM, 15.0)
+        print("app        stopped")
+    pid_file.unlink(missing_ok=True)

@@ -1,0 +1,146 @@
+"""Bring the stack up, report on it, and take it down: ``feedline stack up|down|status|clean``.
+
+``up`` starts the slow JVMs first and does the quick work (PostgreSQL, its migrations, Redis)
+while they boot; every wait is bounded. Services already running (by pid file) are left
+alone, so a second ``up`` only re-checks: it is a fast no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+
+from feedline import migrate
+from feedline.connector import register, topics
+from feedline.errors import StackError
+from feedline.settings import Settings
+from feedline.stack import app, install
+from feedline.stack.base import Context, Service
+from feedline.stack.jvm import Cassandra, Connect, Kafka
+from feedline.stack.layout import Layout
+from feedline.stack.postgres import Postgres
+from feedline.stack.redis import Redis
+
+logger = logging.getLogger(__name__)
+
+
+def services(settings: Settings) -> list[Service]:
+    """Every service, in start order (stopped in reverse)."""
+    ctx = Context(settings, Layout(settings.stack.var_dir))
+    return [cls(ctx) for cls in (Postgres, Redis, Kafka, Connect, Cassandra)]
+
+
+def up(settings: Settings) -> None:
+    """Install what is missing, start what is not running, wait for all, print where."""
+    t0 = time.monotonic()
+    pg, redis, kafka, connect, cassandra = svcs = services(settings)
+    lay = pg.ctx.lay
+    lay.make_dirs()
+    install.ensure_all(settings, lay)
+    todo = [s for s in svcs if s.pid() is None]
+    for svc in todo:
+        svc.check_ports_free()
+    timeout = settings.stack.start_timeout_s
+    for svc in (cassandra, kafka, redis, pg):  # slowest first, so they boot in parallel
+        if svc in todo:
+            svc.start()
+            logger.info("%s starting", svc.name)
+    _migrate("postgres", migrate.migrate_postgres, settings.postgres, pg)
+    redis.wait_ready(timeout)
+    kafka.wait_ready(timeout)
+    topics.ensure_topics(settings, timeout, str(kafka.log))
+    if connect in todo:
+        connect.start()
+    connect.wait_ready(timeout)
+    register.register(settings, timeout, str(connect.log))
+    register.wait_running(settings, timeout, str(connect.log))
+    cassandra.wait_ready(timeout)
+    _migrate("cassandra", migrate.migrate_cassandra, settings.cassandra, cassandra)
+    for svc in svcs:
+        print(f"{svc.name:<10} {_state(svc):<8} {svc.where():<36} log {svc.log}")
+    print(f"connector  {settings.connect.connector_name}: RUNNING")
+    started = ", ".join(s.name for s in todo) or "nothing (already running)"
+    print(f"stack up in {time.monotonic() - t0:.1f} s; started {started}")
+
+
+def _migrate(store, run, store_settings, svc: Service) -> None:
+    try:
+        for version in run(store_settings):
+            logger.info("applied %s", version)
+    except migrate.MigrationError as exc:
+        raise StackError(store, f"migration failed: {exc}", str(svc.log)) from None
+
+
+def _state(svc: Service) -> str:
+    pid = svc.pid()
+    if pid is None:
+        return "stopped"
+    return "running" if svc.ready() else "starting"
+
+
+def status(settings: Settings) -> bool:
+    """Print each service's state and the connector's; True when everything is healthy."""
+    healthy = True
+    for svc in services(settings):
+        state = _state(svc)
+        healthy &= state == "running"
+        pid = svc.pid()
+        print(f"{svc.name:<10} {state:<8} pid {pid or '-':<8} {svc.where()}")
+    app_pid = app.pid(settings)
+    print(f"{'app':<10} {'running' if app_pid else 'stopped':<8} pid {app_pid or '-':<8} honcho")
+    conn = register.state(settings)
+    healthy &= conn == "RUNNING"
+    print(f"connector  {settings.connect.connector_name}: {conn}")
+    return healthy
+
+
+def down(settings: Settings) -> None:
+    """Stop the app processes, then every service we started, in reverse order, by pid."""
+    app.down(settings)
+    for svc in reversed(services(settings)):
+        if svc.stop():
+            print(f"{svc.name:<10} stopped")
+
+
+def clean(settings: Settings) -> None:
+    """Stop the stack, drop the slot and publication, and wipe data, logs and pid files.
+
+    The downloaded jars (var/lib) are kept: they are a cache, not state.
+    """
+    svcs = services(settings)
+    pg, connect = svcs[0], svcs[3]
+    app.down(settings)
+    connect.stop()
+    if pg.pid() is not None:
+        drop_replication(settings)
+    down(settings)
+    lay = pg.ctx.lay
+    for path in (lay.data, lay.logs, lay.run, lay.conf):
+        shutil.rmtree(path, ignore_errors=True)
+    print(f"wiped {lay.data}, {lay.logs}, {lay.run}, {lay.conf}")
+
+
+def drop_replication(settings: Settings) -> None:
+    """Drop Debezium's slot and the publication, which outlive the connector."""
+    import psycopg2
+    from psycopg2 import sql
+
+    c = settings.connect
+    try:
+        conn = psycopg2.connect(settings.postgres.dsn(), connect_timeout=5)
+    except psycopg2.Error:
+        logger.warning("postgres unreachable: slot %s not dropped", c.slot_name)
+        return
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE slot_name = %s AND NOT active",
+                (c.slot_name,),
+            )
+            drop = sql.SQL("DROP PUBLICATION IF EXISTS {}")
+            cur.execute(drop.format(sql.Identifier(c.publication_name)))
+    finally:
+        conn.close()

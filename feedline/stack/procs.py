@@ -1,0 +1,130 @@
+"""Start, find and stop processes by pid file, never by name.
+
+A pid file is trusted only while its process is alive (not a zombie) and still belongs to
+this stack (its command line or working directory mentions the var dir), so a recycled pid
+of some unrelated process is never signalled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from feedline.errors import StackError
+
+logger = logging.getLogger(__name__)
+
+
+def read_pid(path: Path) -> int | None:
+    """Return the pid written on the first line of ``path``, or None."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Tell whether ``pid`` runs; a zombie (state Z) counts as gone, unlike ``kill -0``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def owned(pid: int, var_dir: Path) -> bool:
+    """Tell whether ``pid`` is one of ours: the var dir is in its argv or its cwd is under it."""
+    marker = str(var_dir)
+    try:
+        if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return True
+        return os.readlink(f"/proc/{pid}/cwd").startswith(marker)
+    except OSError:
+        return False
+
+
+def running(pid_file: Path, var_dir: Path) -> int | None:
+    """Return the live pid recorded in ``pid_file`` if it is ours, else None."""
+    pid = read_pid(pid_file)
+    if pid is not None and alive(pid) and owned(pid, var_dir):
+        return pid
+    return None
+
+
+def spawn(argv: list[str], log: Path, pid_file: Path, cwd: Path, env: dict | None = None) -> int:
+    """Start ``argv`` detached (own session, output to ``log``) and record its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(pid: int, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:
+    """Send ``sig`` to ``pid``, wait up to ``timeout``, then SIGKILL; True if it had to kill."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    if _wait_gone(pid, timeout):
+        return False
+    logger.warning("pid %d still alive after %.0f s: SIGKILL", pid, timeout)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    _wait_gone(pid, 10.0)
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.1)
+    return not alive(pid)
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    """Tell whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(
+    check: Callable[[], bool],
+    *,
+    service: str,
+    what: str,
+    timeout: float,
+    log: Path | None,
+    pid: int | None = None,
+) -> None:
+    """Poll ``check`` until it holds; fail fast if ``pid`` dies, and never past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    where = str(log) if log else None
+    while not check():
+        if pid is not None and not alive(pid):
+            raise StackError(service, f"exited before {what}", where)
+        if time.monotonic() > deadline:
+            raise StackError(service, f"not {what} after {timeout:.0f} s", where)
+        time.sleep(0.2)
