@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pykka
-
 from feedline.actors.messages import AdaptBatch, DeadLetter, Done, InjectFailure, Work, WriteBatch
 from feedline.actors.router import Router, tell_quietly
 from feedline.errors import AdaptError
 from feedline.strategies.decode import decode
 from feedline.strategies.factory import SchemaAdapterStrategyFactory
+from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
 
 
-class Adapter(pykka.ThreadingActor):
+class Adapter(SupervisedActor):
     """Decode records, plan them, and pass the plans on to a writer."""
 
     def __init__(
@@ -31,8 +30,10 @@ class Adapter(pykka.ThreadingActor):
         writers: Router,
         dead_letters: Router,
         metrics: Any,
+        *,
+        link: ChildLink | None = None,
     ):
-        super().__init__()
+        super().__init__(link=link)
         self._factory = factory
         self._writers = writers
         self._dead_letters = dead_letters

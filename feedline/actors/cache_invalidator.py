@@ -15,20 +15,28 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import pykka
 import redis
 
 from feedline.actors.messages import Done, InjectFailure, InvalidateBatch
 from feedline.actors.router import tell_quietly
+from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
 
 
-class CacheInvalidator(pykka.ThreadingActor):
+class CacheInvalidator(SupervisedActor):
     """Delete stale cache keys idempotently; defer them while Redis is down."""
 
-    def __init__(self, redis_url: str, metrics: Any, retries: int = 3, backoff_s: float = 0.05):
-        super().__init__()
+    def __init__(
+        self,
+        redis_url: str,
+        metrics: Any,
+        retries: int = 3,
+        backoff_s: float = 0.05,
+        *,
+        link: ChildLink | None = None,
+    ):
+        super().__init__(link=link)
         self._redis_url = redis_url
         self._metrics = metrics
         self._retries = retries
@@ -47,6 +55,7 @@ class CacheInvalidator(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._client is not None:
             self._client.close()
+        super().on_stop()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, InvalidateBatch):

@@ -19,19 +19,18 @@ import logging
 import time
 from typing import Any
 
-import pykka
-
 from feedline import cassandra
 from feedline.actors.messages import DeadLetter, InjectFailure, InvalidateBatch, Work, WriteBatch
 from feedline.actors.router import Router
 from feedline.fanout import Expander, PreparedStatements
 from feedline.settings import CassandraSettings, PipelineSettings
 from feedline.strategies.base import Mutation
+from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
 
 
-class CassandraWriter(pykka.ThreadingActor):
+class CassandraWriter(SupervisedActor):
     """Batch, apply and hand on events; the one place pipeline writes reach Cassandra."""
 
     def __init__(
@@ -41,8 +40,10 @@ class CassandraWriter(pykka.ThreadingActor):
         invalidators: Router,
         dead_letters: Router,
         metrics: Any,
+        *,
+        link: ChildLink | None = None,
     ):
-        super().__init__()
+        super().__init__(link=link)
         self._cassandra_settings = cassandra_settings
         self._pipeline = pipeline
         self._invalidators = invalidators
@@ -57,9 +58,20 @@ class CassandraWriter(pykka.ThreadingActor):
         self._last_error: str | None = None
 
     def on_start(self) -> None:
-        self._cluster, self._session = self._retry_transient(
-            lambda: cassandra.connect(self._cassandra_settings), "connect"
-        )
+        # Connect lazily (first flush) so a Cassandra outage does not fail the tree's start:
+        # events wait, partitions pause, and health shows why.
+        try:
+            self._connect()
+        except Exception as exc:
+            if not cassandra.is_transient(exc):
+                raise
+            self._last_error = f"connect: {type(exc).__name__}"
+            logger.warning("cassandra not reachable yet: %s", exc)
+
+    def _connect(self) -> None:
+        if self._session is not None:
+            return
+        self._cluster, self._session = cassandra.connect(self._cassandra_settings)
         self._statements = PreparedStatements(self._session)
         self._expander = Expander(self._session, self._statements, self._pipeline)
 
@@ -68,10 +80,12 @@ class CassandraWriter(pykka.ThreadingActor):
             self._flush()
         if self._cluster is not None:
             self._cluster.shutdown()
+        super().on_stop()
 
-    def on_failure(self, *_exc: object) -> None:
+    def on_failure(self, *exc_info: Any) -> None:
         if self._cluster is not None:
             self._cluster.shutdown()
+        super().on_failure(*exc_info)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WriteBatch):
@@ -96,6 +110,7 @@ class CassandraWriter(pykka.ThreadingActor):
         started = time.monotonic()
         keys: set[str] = set()
         try:
+            self._retry_transient(self._connect, "connect")
             self._apply([m for w in items for m in w.plan.mutations])
             keys |= self._expand_and_apply(items)
             done = items

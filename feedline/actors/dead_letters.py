@@ -10,20 +10,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pykka
 from confluent_kafka import Producer
 
 from feedline.actors.messages import DeadLetter, Done, InjectFailure
 from feedline.actors.router import tell_quietly
+from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
 
 
-class DeadLetters(pykka.ThreadingActor):
+class DeadLetters(SupervisedActor):
     """Own a Kafka producer for the dead-letter topic."""
 
-    def __init__(self, bootstrap: str, topic: str, metrics: Any, flush_timeout_s: float = 10.0):
-        super().__init__()
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        metrics: Any,
+        flush_timeout_s: float = 10.0,
+        *,
+        link: ChildLink | None = None,
+    ):
+        super().__init__(link=link)
         self._bootstrap = bootstrap
         self._topic = topic
         self._metrics = metrics
@@ -39,6 +47,7 @@ class DeadLetters(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._producer is not None:
             self._producer.flush(self._flush_timeout_s)
+        super().on_stop()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, DeadLetter):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import pykka
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -31,38 +32,59 @@ from feedline.actors.messages import (
 )
 from feedline.actors.router import tell_quietly
 from feedline.settings import KafkaSettings
+from feedline.supervisors import ChildLink, ChildSpec, StartChild, SupervisedActor, TerminateChild
 
 logger = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+SpecFactory = Callable[[str, int, Any], ChildSpec]  # (topic, partition, consumer ref)
 
 
-class PartitionChildren(Protocol):
-    """Start and stop PartitionConsumer actors under the consumer supervisor."""
-
-    def start(self, topic: str, partition: int, consumer: Any) -> Any: ...
-
-    def stop(self, topic: str, partition: int) -> None: ...
+def partition_child_id(topic: str, partition: int) -> str:
+    return f"partition:{topic}:{partition}"
 
 
-class KafkaConsumer(pykka.ThreadingActor):
+class PartitionChildren:
+    """Start and stop PartitionConsumer actors as children of the consumer's supervisor."""
+
+    def __init__(self, supervisor: Any, make_spec: SpecFactory, timeout_s: float = 30.0):
+        self._supervisor = supervisor
+        self._make_spec = make_spec
+        self._timeout_s = timeout_s
+
+    def start(self, topic: str, partition: int, consumer: Any) -> Any:
+        spec = self._make_spec(topic, partition, consumer)
+        return self._supervisor.ask(StartChild(spec), timeout=self._timeout_s)
+
+    def stop(self, topic: str, partition: int) -> None:
+        child_id = partition_child_id(topic, partition)
+        try:
+            self._supervisor.ask(TerminateChild(child_id), timeout=self._timeout_s)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            logger.warning("could not stop %s cleanly", child_id)
+
+
+class KafkaConsumer(SupervisedActor):
     """The one thread that polls, stores offsets, pauses and resumes."""
 
     def __init__(
         self,
         kafka: KafkaSettings,
         topics: list[str],
-        children: PartitionChildren,
+        partition_spec: SpecFactory,
         metrics: Any,
         max_in_flight: int = 1000,
         drain_timeout_s: float = 30.0,
         poll_batch: int = 500,
         poll_timeout_s: float = 0.05,
+        *,
+        link: ChildLink | None = None,
     ):
-        super().__init__()
+        super().__init__(link=link)
         self._kafka = kafka
         self._topics = topics
-        self._children = children
+        self._partition_spec = partition_spec
+        self._children: PartitionChildren | None = None
         self._metrics = metrics
         self._max_in_flight = max_in_flight
         self._drain_timeout_s = drain_timeout_s
@@ -84,6 +106,8 @@ class KafkaConsumer(pykka.ThreadingActor):
     # -- lifecycle -------------------------------------------------------------------
 
     def on_start(self) -> None:
+        assert self.link is not None, "partition actors live under the consumer's supervisor"
+        self._children = PartitionChildren(self.link.supervisor, self._partition_spec)
         self._consumer = Consumer(self._config())
         self._consumer.subscribe(
             self._topics,
@@ -96,11 +120,13 @@ class KafkaConsumer(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._close()
+        super().on_stop()
 
-    def on_failure(self, *_exc: object) -> None:
+    def on_failure(self, *exc_info: Any) -> None:
         # Stored offsets cover only finished events, so committing them on close is safe;
         # the partition actors' unfinished work is re-read by the next owner.
         self._close()
+        super().on_failure(*exc_info)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll):
@@ -252,6 +278,7 @@ class KafkaConsumer(pykka.ThreadingActor):
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for p in partitions:
+            assert self._children is not None
             self._owners[(p.topic, p.partition)] = self._children.start(
                 p.topic, p.partition, self.actor_ref
             )
@@ -295,7 +322,8 @@ class KafkaConsumer(pykka.ThreadingActor):
     def _forget(self, tps: list[TP]) -> None:
         for tp in tps:
             self._owners.pop(tp, None)
-            self._children.stop(*tp)
+            if self._children is not None:
+                self._children.stop(*tp)
             for state in (self._sent, self._in_flight, self._first_offset, self._stored):
                 state.pop(tp, None)
             self._paused.discard(tp)

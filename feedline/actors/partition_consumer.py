@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import pykka
-
 from feedline.actors.epoch import RestartEpoch
 from feedline.actors.messages import (
     AdaptBatch,
@@ -29,6 +27,7 @@ from feedline.actors.messages import (
 )
 from feedline.actors.router import Router, tell_quietly
 from feedline.actors.watermark import Watermark
+from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ class _Pending:
     sent_at: float
 
 
-class PartitionConsumer(pykka.ThreadingActor):
+class PartitionConsumer(SupervisedActor):
     """Track and (re)dispatch the events of one topic partition."""
 
     def __init__(
@@ -51,8 +50,10 @@ class PartitionConsumer(pykka.ThreadingActor):
         adapters: Router,
         epoch: RestartEpoch,
         resend_after_s: float = 30.0,
+        *,
+        link: ChildLink | None = None,
     ):
-        super().__init__()
+        super().__init__(link=link)
         self.topic = topic
         self.partition = partition
         self._consumer = consumer  # ActorRef of the KafkaConsumer
