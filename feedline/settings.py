@@ -138,6 +138,8 @@ class PipelineSettings:
     commit_interval_s: float = 1.0
     max_retries: int = 5
     backfill_limit: int = 100
+    # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
+    fault_injection: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,5 +226,6 @@ def load() -> Settings:
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
             max_retries=_int("FEEDLINE_MAX_RETRIES", 5),
             backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
+            fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),
     )
