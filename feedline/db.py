@@ -52,14 +52,19 @@ class Database:
         with self._lock:
             if self._pool is None:
                 s = self._settings
-                self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    0,
-                    s.pool_max,
-                    s.dsn(),
-                    connect_timeout=s.connect_timeout_s,
-                    application_name="feedline-web",
-                    options=f"-c timezone=UTC -c statement_timeout={s.statement_timeout_ms}",
-                )
+                # psycopg2 keeps at most ``minconn`` idle connections and closes the rest
+                # when returned: pool_min is how many stay open (>= threads per worker).
+                try:
+                    self._pool = psycopg2.pool.ThreadedConnectionPool(
+                        min(s.pool_min, s.pool_max),
+                        s.pool_max,
+                        s.dsn(),
+                        connect_timeout=s.connect_timeout_s,
+                        application_name="feedline-web",
+                        options=f"-c timezone=UTC -c statement_timeout={s.statement_timeout_ms}",
+                    )
+                except LOST as exc:
+                    raise DependencyUnavailable("postgresql", _first_line(exc)) from exc
             return self._pool
 
     def close(self) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import pytest
 
-from tests.integration.http.conftest import unique_handle
-
 pytestmark = pytest.mark.integration
+
+
+def unique_handle() -> str:
+    return f"t_{secrets.token_hex(6)}"
 
 
 def test_signup_returns_id_handle_and_a_token_stored_only_as_a_hash(client, query):
