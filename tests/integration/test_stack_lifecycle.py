@@ -1,0 +1,49 @@
+"""``make down`` leaves nothing behind, and a warm ``make stack-up`` brings it all back.
+
+Collected last (see tests/conftest.py): it stops the shared stack, then restarts it so the
+rest of the suite and other developers keep a running stack.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from feedline.connector import register
+from feedline.settings import ROOT
+from feedline.stack import lifecycle, procs
+from feedline.stack.base import HOST
+
+pytestmark = pytest.mark.integration
+
+WARM_START_BOUND_S = 120
+
+
+def _make(target: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-s", target], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_down_leaves_no_process_then_warm_start(settings, record_property):
+    svcs = lifecycle.services(settings)
+    pids = {s.name: s.pid() for s in svcs}
+    ports = [p for s in svcs for p in s.ports()]
+    assert all(pids.values()), pids
+    try:
+        out = _make("down")
+        assert out.returncode == 0, out.stderr
+        assert [n for n, pid in pids.items() if procs.alive(pid)] == []
+        assert [p for p in ports if procs.port_open(HOST, p)] == []
+    finally:
+        t0 = time.monotonic()
+        up = _make("stack-up")
+        warm = time.monotonic() - t0
+    record_property("warm_stack_up_s", round(warm, 1))
+    print(f"warm stack-up: {warm:.1f} s")
+    assert up.returncode == 0, up.stderr
+    assert register.state(settings) == "RUNNING"
+    assert all(s.pid() for s in svcs)
+    assert warm < WARM_START_BOUND_S
