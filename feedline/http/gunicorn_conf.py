@@ -7,7 +7,7 @@ The access log records the request line, status, size and time, never headers, s
 
 from __future__ import annotations
 
-import shutil
+import logging
 from pathlib import Path
 
 from feedline.settings import load
@@ -29,19 +29,14 @@ errorlog = "-"
 # Applied by the arbiter before the workers fork and import prometheus-client, which then
 # keeps per-process files there; /metrics aggregates them (see feedline.http.metrics).
 raw_env = [f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir}", f"FEEDLINE_METRICS_DIR={_metrics_dir}"]
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"feedline": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
-}
 
 
 def on_starting(server: object) -> None:
-    """Start with an empty metrics directory (stale files would add old counts)."""
-    shutil.rmtree(_metrics_dir, ignore_errors=True)
-    Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+    """Start with no metric files from an earlier run (they would add old counts)."""
+    directory = Path(_metrics_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
 
 
 def child_exit(server: object, worker: object) -> None:
@@ -49,3 +44,13 @@ def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker: object) -> None:
+    """Send the app's own log records (feedline.*) to stderr beside gunicorn's."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    app_logger = logging.getLogger("feedline")
+    app_logger.addHandler(handler)
+    app_logger.setLevel(logging.INFO)
+    app_logger.propagate = False
