@@ -56,7 +56,12 @@ class Mutation:
 
 @dataclass(frozen=True)
 class FanOutShard:
-    """Insert a new shard into the feed of every follower of its author (read followers)."""
+    """Insert a new shard into the feed of every follower of its author (read followers).
+
+    Writer: ``select_followers`` (author_id) -> for each (follower_id, edge_lsn) write
+    ``insert_feed_item`` at ts = edge_lsn, then re-validate it (see ``Backfill``).
+    Invalidate ``cache_keys.feed(follower)`` for each follower written.
+    """
 
     author_id: int
     shard_id: int
@@ -66,7 +71,15 @@ class FanOutShard:
 
 @dataclass(frozen=True)
 class Backfill:
-    """Copy the followee's latest shards into the follower's feed (read shards_by_author)."""
+    """Copy the followee's latest shards into the follower's feed (read shards_by_author).
+
+    Writer: ``select_latest_author_shards`` (followee_id, pipeline.backfill_limit) -> write
+    ``insert_feed_item`` at ts = lsn. Then re-validate every feed row written (here and in
+    FanOutShard): ``select_edge`` (follower, followee) and ``select_shard_exists``; if the
+    edge is gone, ``delete_feed_item`` at the same ts (a tie: the delete wins); if the shard
+    is gone, at TERMINAL. Without this, a delete that raced the read leaks a feed row
+    (docs/events.md, "Expansions"; tests/unit/strategies/test_convergence.py).
+    """
 
     follower_id: int
     followee_id: int
@@ -75,7 +88,12 @@ class Backfill:
 
 @dataclass(frozen=True)
 class Unbackfill:
-    """Remove the followee's shards from the follower's feed (read shards_by_author)."""
+    """Remove the followee's shards from the follower's feed.
+
+    Writer: ``select_feed_items_by_author`` (follower_id, followee_id), i.e. what IS in the
+    feed, then ``delete_feed_item`` at ts = lsn. Reading shards_by_author instead misses a
+    shard deleted concurrently (its PurgeShard no longer sees this follower either).
+    """
 
     follower_id: int
     followee_id: int
@@ -84,7 +102,11 @@ class Unbackfill:
 
 @dataclass(frozen=True)
 class PurgeShard:
-    """Remove a deleted shard from every follower's feed (read followers)."""
+    """Remove a deleted shard from every follower's feed (read followers).
+
+    Writer: ``select_followers`` (author_id) -> ``delete_feed_item`` at TERMINAL for each;
+    invalidate ``cache_keys.feed(follower)`` for each.
+    """
 
     author_id: int
     shard_id: int
