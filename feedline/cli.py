@@ -25,6 +25,18 @@ def _cmd_migrate(settings, args) -> int:
     return 0
 
 
+def _cmd_connector(settings, args) -> int:
+    """Create the CDC topics, then register the connector and wait until it runs."""
+    from feedline.connector import register, topics
+
+    timeout = settings.stack.start_timeout_s
+    topics.ensure_topics(settings, timeout)
+    register.register(settings, timeout)
+    register.wait_running(settings, timeout)
+    print(f"connector {settings.connect.connector_name}: RUNNING")
+    return 0
+
+
 def _cmd_stack(settings, args) -> int:
     from feedline.stack import app, lifecycle
 
@@ -46,13 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply pending schema migrations (PostgreSQL, Cassandra)")
+    sub.add_parser("connector", help="create the CDC topics and register the connector")
     stack = sub.add_parser("stack", help="run the local stack without Docker")
     stack.add_argument("action", choices=["up", "down", "status", "clean"])
     stack.add_argument("--app", action="store_true", help="with up: also start the Procfile")
     return parser
 
 
-COMMANDS = {"migrate": _cmd_migrate, "stack": _cmd_stack}
+COMMANDS = {"migrate": _cmd_migrate, "connector": _cmd_connector, "stack": _cmd_stack}
 
 
 def main(argv: list[str] | None = None) -> int:
