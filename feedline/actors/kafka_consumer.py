@@ -119,6 +119,9 @@ class KafkaConsumer(SupervisedActor):
         self.actor_ref.tell(Poll())
 
     def on_stop(self) -> None:
+        # Our supervisor is busy stopping us (and has stopped the partition actors, which
+        # started after us): asking it to terminate them would only wait out a timeout.
+        self._children = None
         self._close()
         super().on_stop()
 
