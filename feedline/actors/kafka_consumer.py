@@ -285,7 +285,7 @@ class KafkaConsumer(SupervisedActor):
             self._owners[(p.topic, p.partition)] = self._children.start(
                 p.topic, p.partition, self.actor_ref
             )
-        logger.info("assigned %s", sorted((p.topic, p.partition) for p in partitions))
+        logger.info("assigned %s", _describe_tps((p.topic, p.partition) for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self._owners]
@@ -295,13 +295,13 @@ class KafkaConsumer(SupervisedActor):
         except KafkaException as exc:
             logger.info("commit on revoke: %s", exc)  # e.g. nothing stored yet
         self._forget(tps)
-        logger.info("revoked %s", sorted(tps))
+        logger.info("revoked %s", _describe_tps(tps))
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Fenced: offsets stored now would never be committed. Drop the work.
         tps = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self._owners]
         self._forget(tps)
-        logger.warning("lost %s", sorted(tps))
+        logger.warning("lost %s", _describe_tps(tps))
 
     def _drain(self, tps: list[TP]) -> None:
         """Wait (bounded) for the partitions' in-flight events, then store their offsets."""
@@ -365,3 +365,11 @@ class KafkaConsumer(SupervisedActor):
     def _on_error(self, error: Any) -> None:
         self._kafka_error = str(error)
         logger.warning("kafka: %s", error)
+
+
+def _describe_tps(tps: Any) -> str:
+    """Return 'topic[0,1,2] other[3]' for log lines that stay one line long."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, partition in tps:
+        by_topic.setdefault(topic, []).append(partition)
+    return " ".join(f"{t}{sorted(ps)}" for t, ps in sorted(by_topic.items())) or "nothing"
