@@ -1,7 +1,7 @@
 """Build the web app on the real PostgreSQL, and sign up users with unique handles.
 
 The database is shared with other tests and engineers: every test makes its own users
-(random handles) and never truncates anything.
+(random handles) and never truncates anything. ``settings`` comes from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from feedline.db import Database
 from feedline.http.app import create_app
 from feedline.http.deps import Deps
-from feedline.settings import Settings, load
+from feedline.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,6 @@ class ApiUser:
 
 def unique_handle(prefix: str = "t") -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
-
-
-@pytest.fixture(scope="session")
-def settings() -> Settings:
-    return load()
 
 
 @pytest.fixture(scope="session")
