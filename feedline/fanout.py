@@ -9,6 +9,8 @@ the follow edge (its LSN), and a deleted shard's rows are deleted for good (TERM
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from feedline import cache_keys
@@ -24,10 +26,6 @@ from feedline.strategies.base import (
     Unbackfill,
 )
 
-# Unbackfill removes at most this many of the followee's newest shards found by author,
-# plus whatever the follower's feed holds from them (found by filtering its partition).
-UNBACKFILL_LIMIT = 1000
-
 
 class PreparedStatements:
     """Prepare every registered statement once per session and bind mutations to them."""
@@ -42,15 +40,29 @@ class PreparedStatements:
         return self._prepared[name].bind(st.get(name).bind_values(params))
 
 
+@dataclass(frozen=True)
+class Expanded:
+    """An expansion's feed writes, the cache keys they touch, and their re-validation.
+
+    ``recheck`` runs after ``mutations`` are written and returns the deletes that undo
+    rows whose edge or shard vanished meanwhile: a concurrent unfollow or shard delete
+    may have read the feed before our write landed, so the writer of a row cleans it up.
+    """
+
+    mutations: list[Mutation]
+    keys: set[str]
+    recheck: Callable[[], list[Mutation]] = field(default=lambda: [])
+
+
 class Expander:
-    """Turn one expansion into (mutations, cache keys to invalidate)."""
+    """Turn one expansion into its feed writes, reading what it needs."""
 
     def __init__(self, session: Any, prepared: PreparedStatements, pipeline: PipelineSettings):
         self._session = session
         self._prepared = prepared
         self._backfill_limit = pipeline.backfill_limit
 
-    def expand(self, expansion: Expansion) -> tuple[list[Mutation], set[str]]:
+    def expand(self, expansion: Expansion) -> Expanded:
         if isinstance(expansion, FanOutShard):
             return self._fan_out(expansion)
         if isinstance(expansion, Backfill):
@@ -64,53 +76,73 @@ class Expander:
     def _rows(self, name: str, *params: Any) -> Any:
         return self._session.execute(self._prepared.query(name, *params))
 
-    def _fan_out(self, e: FanOutShard) -> tuple[list[Mutation], set[str]]:
-        """Put a new shard in each follower's feed, timestamped by that follow's LSN."""
-        mutations, keys = [], set()
-        for row in self._rows(st.SELECT_FOLLOWERS, e.author_id):
-            ts = row.edge_lsn if row.edge_lsn is not None else e.lsn
-            mutations.append(
-                _feed_insert(row.follower_id, e.created_at, e.shard_id, e.author_id, ts)
-            )
-            keys.add(cache_keys.feed(row.follower_id))
-        return mutations, keys
+    def _shard_exists(self, shard_id: int) -> bool:
+        return self._rows(st.SELECT_SHARD_EXISTS, shard_id).one() is not None
 
-    def _backfill(self, e: Backfill) -> tuple[list[Mutation], set[str]]:
+    def _followers(self, author_id: int) -> dict[int, int | None]:
+        return {r.follower_id: r.edge_lsn for r in self._rows(st.SELECT_FOLLOWERS, author_id)}
+
+    def _fan_out(self, e: FanOutShard) -> Expanded:
+        """Put a new shard in each follower's feed, timestamped by that follow's LSN."""
+        written = {
+            f: (lsn if lsn is not None else e.lsn)
+            for f, lsn in self._followers(e.author_id).items()
+        }
+        mutations = [
+            _feed_insert(f, e.created_at, e.shard_id, e.author_id, ts) for f, ts in written.items()
+        ]
+
+        def recheck() -> list[Mutation]:
+            if not self._shard_exists(e.shard_id):
+                return [_feed_delete(f, e.created_at, e.shard_id, TERMINAL) for f in written]
+            still = self._followers(e.author_id)
+            return [
+                _feed_delete(f, e.created_at, e.shard_id, ts)
+                for f, ts in written.items()
+                if f not in still
+            ]
+
+        return Expanded(mutations, {cache_keys.feed(f) for f in written}, recheck)
+
+    def _backfill(self, e: Backfill) -> Expanded:
         """Copy the followee's latest shards into the follower's feed at the follow's LSN."""
         rows = self._rows(st.SELECT_LATEST_AUTHOR_SHARDS, e.followee_id, self._backfill_limit)
+        written = [(r.created_at, r.shard_id) for r in rows]
         mutations = [
-            _feed_insert(e.follower_id, r.created_at, r.shard_id, e.followee_id, e.lsn)
-            for r in rows
+            _feed_insert(e.follower_id, created, sid, e.followee_id, e.lsn)
+            for created, sid in written
         ]
-        return mutations, {cache_keys.feed(e.follower_id)}
 
-    def _unbackfill(self, e: Unbackfill) -> tuple[list[Mutation], set[str]]:
-        """Delete the followee's shards from the follower's feed at the unfollow's LSN.
+        def recheck() -> list[Mutation]:
+            edge = self._rows(st.SELECT_EDGE, e.follower_id, e.followee_id).one()
+            if edge is None:
+                return [_feed_delete(e.follower_id, c, s, e.lsn) for c, s in written]
+            latest = self._rows(st.SELECT_LATEST_AUTHOR_SHARDS, e.followee_id, self._backfill_limit)
+            still = {r.shard_id for r in latest}
+            return [
+                _feed_delete(e.follower_id, c, s, TERMINAL)
+                for c, s in written
+                if s not in still and not self._shard_exists(s)
+            ]
 
-        Reading ``shards_by_author`` (written by a new shard before it reads followers)
-        catches a fan-out racing with this unfollow; reading the feed itself catches
-        older rows beyond that window.
+        return Expanded(mutations, {cache_keys.feed(e.follower_id)}, recheck)
+
+    def _unbackfill(self, e: Unbackfill) -> Expanded:
+        """Delete what the follower's feed holds from the followee, at the unfollow's LSN.
+
+        Reading the feed itself (not shards_by_author) also finds a shard whose delete
+        raced this unfollow; rows written after this read are cleaned up by their writer's
+        recheck, which finds the edge gone.
         """
-        found = {
-            (r.created_at, r.shard_id)
-            for r in self._rows(st.SELECT_LATEST_AUTHOR_SHARDS, e.followee_id, UNBACKFILL_LIMIT)
-        }
-        found |= {
-            (r.created_at, r.shard_id)
-            for r in self._rows(st.SELECT_FEED_ITEMS_BY_AUTHOR, e.follower_id, e.followee_id)
-        }
-        mutations = [
-            _feed_delete(e.follower_id, created_at, sid, e.lsn) for created_at, sid in found
-        ]
-        return mutations, {cache_keys.feed(e.follower_id)}
+        rows = self._rows(st.SELECT_FEED_ITEMS_BY_AUTHOR, e.follower_id, e.followee_id)
+        mutations = [_feed_delete(e.follower_id, r.created_at, r.shard_id, e.lsn) for r in rows]
+        return Expanded(mutations, {cache_keys.feed(e.follower_id)})
 
-    def _purge(self, e: PurgeShard) -> tuple[list[Mutation], set[str]]:
+    def _purge(self, e: PurgeShard) -> Expanded:
         """Delete a deleted shard from every follower's feed, for good."""
-        mutations, keys = [], set()
-        for row in self._rows(st.SELECT_FOLLOWERS, e.author_id):
-            mutations.append(_feed_delete(row.follower_id, e.created_at, e.shard_id, TERMINAL))
-            keys.add(cache_keys.feed(row.follower_id))
-        return mutations, keys
+        followers = self._followers(e.author_id)
+        mutations = [_feed_delete(f, e.created_at, e.shard_id, TERMINAL) for f in followers]
+        return Expanded(mutations, {cache_keys.feed(f) for f in followers})
 
 
 def _feed_insert(user_id: int, created_at: Any, shard_id: int, author_id: int, ts: int) -> Mutation:

@@ -127,18 +127,17 @@ class CassandraWriter(SupervisedActor):
         self._hand_on(done, keys)
 
     def _expand_and_apply(self, items: list[Work]) -> set[str]:
+        """Run the items' expansions: read, write, then re-validate what was written."""
         assert self._expander is not None
-        mutations: list[Mutation] = []
-        keys: set[str] = set()
-        for w in items:
-            for expansion in w.plan.expansions:
-                more, more_keys = self._retry_transient(
-                    lambda e=expansion: self._expander.expand(e), "read"
-                )
-                mutations.extend(more)
-                keys |= more_keys
-        self._apply(mutations)
-        return keys
+        expanded = [
+            self._retry_transient(lambda e=e: self._expander.expand(e), "read")
+            for w in items
+            for e in w.plan.expansions
+        ]
+        self._apply([m for x in expanded for m in x.mutations])
+        undo = [m for x in expanded for m in self._retry_transient(x.recheck, "recheck")]
+        self._apply(undo)
+        return {k for x in expanded for k in x.keys}
 
     def _apply(self, mutations: list[Mutation]) -> None:
         if not mutations:
