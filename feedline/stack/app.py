@@ -13,7 +13,7 @@ from feedline.settings import ROOT, Settings
 from feedline.stack import procs
 from feedline.stack.layout import Layout
 
-SETTLE_S = 3.0  # honcho stops every process when one exits: a crash shows within seconds
+READY_TIMEOUT_S = 60.0  # gunicorn retries a taken port for ~5 s before giving up
 
 
 def _paths(settings: Settings) -> tuple[Path, Path]:
@@ -31,19 +31,29 @@ def up(settings: Settings) -> None:
     if pid(settings):
         print(f"app        running  honcho pid {procs.read_pid(pid_file)}, log {log}")
         return
+    web = settings.web
+    if procs.port_open(web.host, web.port):
+        raise StackError("app", f"port {web.port} on {web.host} is taken", str(log))
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
     # The var dir in argv marks the process as ours (see procs.owned).
     argv = [f"{bindir}/honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)]
     argv += ["-e", str(settings.stack.var_dir / ".env")]
     child = procs.spawn(argv, log, pid_file, cwd=ROOT, env=env)
-    deadline = time.monotonic() + SETTLE_S
-    while time.monotonic() < deadline:
-        if not procs.alive(child):
-            pid_file.unlink(missing_ok=True)
-            raise StackError("app", "honcho exited: an app process failed to start", str(log))
-        time.sleep(0.2)
+    _wait_web(settings, child, log)
     print(f"app        running  honcho pid {child} (web on http://{_web(settings)}), log {log}")
+
+
+def _wait_web(settings: Settings, child: int, log: Path) -> None:
+    """Wait for the web port; honcho stops every process when one exits, so watch honcho."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not procs.port_open(settings.web.host, settings.web.port):
+        if not procs.alive(child):
+            _paths(settings)[0].unlink(missing_ok=True)
+            raise StackError("app", "honcho exited: an app process failed to start", str(log))
+        if time.monotonic() > deadline:
+            raise StackError("app", f"web not listening after {READY_TIMEOUT_S:.0f} s", str(log))
+        time.sleep(0.2)
 
 
 def _web(settings: Settings) -> str:
