@@ -45,23 +45,23 @@ def partition_child_id(topic: str, partition: int) -> str:
 
 
 class PartitionChildren:
-    """Start and stop PartitionConsumer actors as children of the consumer's supervisor."""
+    """Start and stop PartitionConsumer actors as children of the consumer's supervisor.
 
-    def __init__(self, supervisor: Any, make_spec: SpecFactory, timeout_s: float = 30.0):
+    Only tells, never asks: the supervisor may itself be waiting on this consumer (while
+    starting it), so a blocking ask from a rebalance callback could deadlock. A started
+    child announces itself with PartitionStarted; the supervisor handles one sender's
+    messages in order, so a stop followed by a start of the same partition is safe.
+    """
+
+    def __init__(self, supervisor: Any, make_spec: SpecFactory):
         self._supervisor = supervisor
         self._make_spec = make_spec
-        self._timeout_s = timeout_s
 
-    def start(self, topic: str, partition: int, consumer: Any) -> Any:
-        spec = self._make_spec(topic, partition, consumer)
-        return self._supervisor.ask(StartChild(spec), timeout=self._timeout_s)
+    def start(self, topic: str, partition: int, consumer: Any) -> None:
+        tell_quietly(self._supervisor, StartChild(self._make_spec(topic, partition, consumer)))
 
     def stop(self, topic: str, partition: int) -> None:
-        child_id = partition_child_id(topic, partition)
-        try:
-            self._supervisor.ask(TerminateChild(child_id), timeout=self._timeout_s)
-        except (pykka.ActorDeadError, pykka.Timeout):
-            logger.warning("could not stop %s cleanly", child_id)
+        tell_quietly(self._supervisor, TerminateChild(partition_child_id(topic, partition)))
 
 
 class KafkaConsumer(SupervisedActor):
@@ -92,7 +92,8 @@ class KafkaConsumer(SupervisedActor):
         self._poll_timeout_s = poll_timeout_s
         self._consumer: Consumer | None = None
         self._running = False
-        self._owners: dict[TP, Any] = {}
+        self._owners: dict[TP, Any] = {}  # None until the PartitionConsumer has started
+        self._waiting: dict[TP, list[Record]] = {}  # polled before the owner started
         self._sent: dict[TP, int] = {}
         self._in_flight: dict[TP, int] = {}
         self._first_offset: dict[TP, int] = {}
@@ -119,8 +120,8 @@ class KafkaConsumer(SupervisedActor):
         self.actor_ref.tell(Poll())
 
     def on_stop(self) -> None:
-        # Our supervisor is busy stopping us (and has stopped the partition actors, which
-        # started after us): asking it to terminate them would only wait out a timeout.
+        # Our supervisor is stopping us and stops the partition actors itself (they
+        # started after us, so they stop before us).
         self._children = None
         self._close()
         super().on_stop()
@@ -211,15 +212,17 @@ class KafkaConsumer(SupervisedActor):
                 tell_quietly(owner, Tick())
 
     def _dispatch(self, tp: TP, records: list[Record]) -> None:
-        owner = self._owners.get(tp)
-        if owner is None:
+        if tp not in self._owners:
             return  # revoked meanwhile: the next owner reads these again
         self._first_offset.setdefault(tp, records[0].offset)
-        if not tell_quietly(owner, Records(tuple(records))):
-            return  # restarting: its PartitionStarted makes us rewind
         self._polled += len(records)
-        self._sent[tp] = self._sent.get(tp, 0) + len(records)
         self._in_flight[tp] = self._in_flight.get(tp, 0) + len(records)
+        owner = self._owners[tp]
+        if owner is None:
+            self._waiting.setdefault(tp, []).extend(records)
+        elif tell_quietly(owner, Records(tuple(records))):
+            self._sent[tp] = self._sent.get(tp, 0) + len(records)
+        # else: the owner is restarting; its PartitionStarted makes us rewind.
         if self._in_flight[tp] >= self._max_in_flight and tp not in self._paused:
             self._set_paused(tp, True)
 
@@ -257,16 +260,20 @@ class KafkaConsumer(SupervisedActor):
         self._metrics.paused.set(len(self._paused))
 
     def _on_partition_started(self, started: PartitionStarted) -> None:
-        """Adopt a restarted owner and re-read its partition from the stored watermark.
-
-        The crashed owner's pending events died with it; rewinding hands them out again.
-        """
+        """Adopt a partition's owner: hand it what was polled meanwhile, or, if it
+        replaces a crashed owner, re-read the partition from the stored watermark (the
+        crashed owner's pending events died with it)."""
         tp = (started.topic, started.partition)
         if tp not in self._owners:
             return  # revoked meanwhile
         previous = self._owners[tp]
         self._owners[tp] = started.ref
-        if previous is None or previous.actor_urn == started.ref.actor_urn:
+        if previous is None:
+            waiting = self._waiting.pop(tp, [])
+            if waiting and tell_quietly(started.ref, Records(tuple(waiting))):
+                self._sent[tp] = self._sent.get(tp, 0) + len(waiting)
+            return
+        if previous.actor_urn == started.ref.actor_urn:
             return
         offset = self._stored.get(tp, self._first_offset.get(tp))
         self._sent[tp] = 0
@@ -280,11 +287,10 @@ class KafkaConsumer(SupervisedActor):
     # -- rebalancing -----------------------------------------------------------------
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        assert self._children is not None
         for p in partitions:
-            assert self._children is not None
-            self._owners[(p.topic, p.partition)] = self._children.start(
-                p.topic, p.partition, self.actor_ref
-            )
+            self._owners[(p.topic, p.partition)] = None
+            self._children.start(p.topic, p.partition, self.actor_ref)
         logger.info("assigned %s", _describe_tps((p.topic, p.partition) for p in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -327,7 +333,13 @@ class KafkaConsumer(SupervisedActor):
             self._owners.pop(tp, None)
             if self._children is not None:
                 self._children.stop(*tp)
-            for state in (self._sent, self._in_flight, self._first_offset, self._stored):
+            for state in (
+                self._sent,
+                self._in_flight,
+                self._first_offset,
+                self._stored,
+                self._waiting,
+            ):
                 state.pop(tp, None)
             self._paused.discard(tp)
             self._stats.pop(tp, None)

@@ -34,7 +34,8 @@ from feedline.strategies.factory import SchemaAdapterStrategyFactory
 from feedline.supervisors import ChildSpec, Intensity, Strategy, Supervisor, WhichChild
 
 SOURCE_TABLES = ("users", "followers", "shards", "comments", "likes")
-POOL_SIZES = {"cache": 2, "writers": 2, "adapters": 2}
+# Stage supervisor -> (member name prefix, members). Two of each keep both cores busy.
+POOLS = {"cache": ("invalidator", 2), "writers": ("writer", 2), "adapters": ("adapter", 2)}
 
 
 @dataclass
@@ -50,8 +51,8 @@ def build_root(
     """Return the root holder and the root Supervisor's start kwargs."""
     holder = RootHolder()
     routers = {
-        stage: Router([f"{stage}-{i}" for i in range(n)], _lookup(holder, stage))
-        for stage, n in POOL_SIZES.items()
+        stage: Router([f"{prefix}-{i}" for i in range(n)], _lookup(holder, stage))
+        for stage, (prefix, n) in POOLS.items()
     }
     routers["dead-letters"] = Router(["dead-letters-0"], _lookup(holder, "dead-letters"))
     pipeline = settings.pipeline

@@ -1,0 +1,115 @@
+"""Run a real pipeline process against the real stack for the pipeline tests.
+
+The process is the one the Procfile runs (``python -m feedline.pipeline``), with its own
+consumer group and health port so it never collides with a developer's ``make up``, and
+with fault injection on so tests can crash its actors through ``POST /debug/fail``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.http.conftest import (  # noqa: F401 - fixtures shared with HTTP tests
+    ApiUser,
+    app,
+    client,
+    database,
+    signup,
+)
+
+HEALTH_PORT = 18001
+GROUP = "feedline-test-pipeline"
+SHUTDOWN_BOUND_S = 60.0
+
+
+class Pipeline:
+    """A running pipeline process and its health port."""
+
+    def __init__(self, process: subprocess.Popen[bytes], log: Path):
+        self.process = process
+        self.log = log
+        self.url = f"http://127.0.0.1:{HEALTH_PORT}"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:  # noqa: S310
+            body = resp.read()
+        return json.loads(body) if path.startswith("/health") else body.decode()
+
+    def fail(self, actor: str) -> None:
+        """Crash one actor of the tree by its child id (e.g. writer-0)."""
+        req = urllib.request.Request(f"{self.url}/debug/fail?actor={actor}", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            assert resp.status == 202
+
+    def node(self, child_id: str) -> dict[str, Any]:
+        """Return one node of the live actor tree by its child id."""
+        found = _find(self.get("/health/actors")["tree"], child_id)
+        assert found is not None, f"{child_id} not in the tree"
+        return found
+
+
+def _find(node: dict[str, Any], child_id: str) -> dict[str, Any] | None:
+    if node.get("id") == child_id:
+        return node
+    for child in node.get("children", ()):
+        hit = _find(child, child_id)
+        if hit is not None:
+            return hit
+    return None
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Retry ``check`` until it returns without an AssertionError; re-raise at timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    log = tmp_path_factory.mktemp("pipeline") / "pipeline.log"
+    env = dict(
+        os.environ,
+        FEEDLINE_PIPELINE_PORT=str(HEALTH_PORT),
+        FEEDLINE_KAFKA_GROUP=GROUP,
+        FEEDLINE_FAULT_INJECTION="1",
+    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "feedline.pipeline"], env=env, stdout=out, stderr=out
+        )
+    running = Pipeline(process, log)
+
+    def assigned() -> None:
+        assert process.poll() is None, f"pipeline exited; see {log}"
+        consumer = running.node("kafka-consumer")
+        assert consumer["stats"]["partitions"], "no partitions assigned yet"
+
+    eventually(lambda: _tolerate_connection_errors(assigned), timeout=90)
+    yield running
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=SHUTDOWN_BOUND_S)
+    assert code == 0, f"pipeline did not stop cleanly ({code}); see {log}"
+
+
+def _tolerate_connection_errors(check: Callable[[], None]) -> None:
+    try:
+        check()
+    except OSError as exc:  # health port not open yet
+        raise AssertionError(str(exc)) from exc
