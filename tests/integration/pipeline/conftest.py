@@ -42,14 +42,14 @@ class Pipeline:
         self.url = f"http://127.0.0.1:{HEALTH_PORT}"
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
             body = resp.read()
         return json.loads(body) if path.startswith("/health") else body.decode()
 
     def fail(self, actor: str) -> None:
         """Crash one actor of the tree by its child id (e.g. writer-0)."""
         req = urllib.request.Request(f"{self.url}/debug/fail?actor={actor}", method="POST")
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 202
 
     def node(self, child_id: str) -> dict[str, Any]:

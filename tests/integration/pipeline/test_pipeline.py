@@ -110,12 +110,14 @@ def test_likes_and_comments_update_counts_and_lists(
         assert c is not None and (c.comment_id, c.body) == (comment, "nice")
 
     eventually(counted)
-    assert client.simulate_delete(f"/v1/shards/{shard}/like", headers=fan.headers).status_code == 204
+    unlike = client.simulate_delete(f"/v1/shards/{shard}/like", headers=fan.headers)
+    assert unlike.status_code == 204
 
     def uncounted() -> None:
         row = _one(cassandra_session, "SELECT * FROM shards_by_id WHERE shard_id=%s", shard)
         assert row.like_count == 0
-        assert _one(cassandra_session, "SELECT * FROM likes_by_shard WHERE shard_id=%s", shard) is None
+        likes = "SELECT * FROM likes_by_shard WHERE shard_id=%s"
+        assert _one(cassandra_session, likes, shard) is None
 
     eventually(uncounted)
 
