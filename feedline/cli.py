@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from feedline import settings as settings_mod
@@ -83,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"feedline {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout closed early (e.g. piped into head): not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
+        return 0
     except KeyboardInterrupt:
         print(f"feedline {args.command}: interrupted", file=sys.stderr)
         return 130

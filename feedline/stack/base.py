@@ -46,8 +46,13 @@ class Service:
     def ports(self) -> list[int]:
         raise NotImplementedError
 
+    @property
+    def marker(self) -> Path:
+        """The path that this service's processes name (argv or cwd): proof they are ours."""
+        return self.ctx.lay.var
+
     def pid(self) -> int | None:
-        return procs.running(self.pid_file, self.ctx.lay.var)
+        return procs.running(self.pid_file, self.marker)
 
     def check_ports_free(self) -> None:
         """Refuse to start when another process holds one of our ports."""

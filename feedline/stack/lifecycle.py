@@ -98,9 +98,9 @@ def status(settings: Settings) -> bool:
 def down(settings: Settings) -> None:
     """Stop the app processes, then every service we started, in reverse order, by pid."""
     app.down(settings)
-    for svc in reversed(services(settings)):
-        if svc.stop():
-            print(f"{svc.name:<10} stopped")
+    stopped = [svc.name for svc in reversed(services(settings)) if svc.stop()]
+    for name in stopped:  # printed after stopping: a closed stdout must not stop the stopping
+        print(f"{name:<10} stopped")
 
 
 def clean(settings: Settings) -> None:
@@ -118,6 +118,8 @@ def clean(settings: Settings) -> None:
     lay = pg.ctx.lay
     for path in (lay.data, lay.logs, lay.run, lay.conf):
         shutil.rmtree(path, ignore_errors=True)
+    if pg.home != lay.var:
+        shutil.rmtree(pg.home, ignore_errors=True)
     print(f"wiped {lay.data}, {lay.logs}, {lay.run}, {lay.conf}")
 
 

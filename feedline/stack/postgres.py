@@ -8,6 +8,7 @@ over a socket in a directory of ours); the application role authenticates with a
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import pwd
 import signal
@@ -20,6 +21,9 @@ from psycopg2 import sql
 from feedline.errors import StackError
 from feedline.stack.base import HOST, Service
 from feedline.stack.install import PG_BIN
+
+# Where the cluster lives when the postgres user cannot reach the var dir (e.g. under /root).
+ALT_ROOT = Path("/var/lib/feedline")
 
 HBA = """\
 local all postgres peer map=admin
@@ -34,12 +38,28 @@ class Postgres(Service):
     stop_signal = signal.SIGINT  # "fast" shutdown: SIGTERM would wait for Debezium's session
 
     @property
+    def home(self) -> Path:
+        """Root of the cluster's files: the var dir, or one the postgres user can reach."""
+        var = self.ctx.lay.var
+        if os.geteuid() != 0 or _reachable(var):
+            return var
+        return ALT_ROOT / hashlib.sha256(str(var).encode()).hexdigest()[:12]
+
+    @property
+    def marker(self) -> Path:
+        return self.home
+
+    @property
     def datadir(self) -> Path:
-        return self.ctx.lay.data / "postgres"
+        return self.home / "data" / "postgres"
 
     @property
     def sockdir(self) -> Path:
-        return self.ctx.lay.run / "postgres"
+        return self.home / "run" / "postgres"
+
+    @property
+    def log(self) -> Path:
+        return self.home / "log" / "postgres.log"
 
     @property
     def pid_file(self) -> Path:
@@ -59,8 +79,10 @@ class Postgres(Service):
 
     def start(self) -> None:
         """initdb once, then pg_ctl start -w (blocks until PostgreSQL accepts connections)."""
+        for path in (self.datadir.parent, self.sockdir.parent, self.log.parent):
+            path.mkdir(parents=True, exist_ok=True, mode=0o755)
         for path in (self.datadir, self.sockdir):
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            path.mkdir(exist_ok=True, mode=0o700)
         self.log.touch()
         self._own(self.datadir, self.sockdir, self.log)
         if not (self.datadir / "PG_VERSION").exists():
@@ -119,3 +141,8 @@ class Postgres(Service):
                     cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, role))
         finally:
             conn.close()
+
+
+def _reachable(path: Path) -> bool:
+    """Tell whether any user may traverse ``path`` and its ancestors (postgres must)."""
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents) if p.exists())
