@@ -30,10 +30,15 @@ from cassandra.cluster import (
 )
 from cassandra.concurrent import execute_concurrent
 from cassandra.connection import ConnectionException
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
 from cassandra.query import BatchStatement, BatchType, Statement
 
+from feedline.errors import DependencyUnavailable
 from feedline.settings import CassandraSettings
 from feedline.strategies.base import Mutation
 
@@ -67,6 +72,9 @@ def connect(settings: CassandraSettings, request_timeout: float = 10.0) -> tuple
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         protocol_version=5,
         connect_timeout=5,
+        # The default waits up to 10 minutes between attempts: far too long to notice
+        # that a restarted node is back.
+        reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
     )
     session = cluster.connect(settings.keyspace)
     return cluster, session
@@ -74,7 +82,7 @@ def connect(settings: CassandraSettings, request_timeout: float = 10.0) -> tuple
 
 def is_transient(error: BaseException) -> bool:
     """Return True for errors that a later retry of the same write can cure."""
-    return isinstance(error, TRANSIENT)
+    return isinstance(error, (*TRANSIENT, DependencyUnavailable))
 
 
 def group_statements(

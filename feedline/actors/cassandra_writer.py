@@ -22,12 +22,15 @@ from typing import Any
 from feedline import cassandra
 from feedline.actors.messages import DeadLetter, InjectFailure, InvalidateBatch, Work, WriteBatch
 from feedline.actors.router import Router
+from feedline.errors import DependencyUnavailable
 from feedline.fanout import Expander, PreparedStatements
 from feedline.settings import CassandraSettings, PipelineSettings
 from feedline.strategies.base import Mutation
 from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
+
+RESTART_AFTER_S = 20.0
 
 
 class CassandraWriter(SupervisedActor):
@@ -180,8 +183,14 @@ class CassandraWriter(SupervisedActor):
             self._invalidators.tell(key, InvalidateBatch(frozenset(keys), tuple(done)))
 
     def _retry_transient(self, call: Any, what: str) -> Any:
-        """Run ``call`` until it stops failing transiently (Cassandra down or slow)."""
+        """Run ``call`` until it stops failing transiently (Cassandra down or slow).
+
+        After RESTART_AFTER_S of failures it gives up by crashing: the supervisor starts a
+        fresh writer with a fresh session (a driver session can stay stuck on a node that
+        restarted), and the events it held are handed out again.
+        """
         delay = 0.1
+        failing_since: float | None = None
         while True:
             try:
                 result = call()
@@ -195,6 +204,9 @@ class CassandraWriter(SupervisedActor):
                     raise
                 self._last_error = f"{what}: {type(exc).__name__}"
                 self._metrics.dependency_up.labels("cassandra").set(0)
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > RESTART_AFTER_S:
+                    raise DependencyUnavailable("cassandra", self._last_error) from exc
                 self._metrics.cassandra_retries.inc()
                 logger.warning("cassandra %s failed (%s); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)

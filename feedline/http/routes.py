@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from feedline.http import comments, following, likes, shards, users
+from feedline.http.actors import PipelineActors
 from feedline.http.deps import Deps
 from feedline.http.health import Check, Health
 from feedline.http.metrics import Metrics
@@ -18,6 +19,10 @@ from feedline.http.metrics import Metrics
 
 def health(deps: Deps) -> Health:
     return Health([Check("postgresql", deps.db.ping), *deps.checks])
+
+
+def actors(deps: Deps) -> PipelineActors:
+    return PipelineActors(deps.settings.web.pipeline_health_url)
 
 
 def metrics(deps: Deps) -> Metrics:
@@ -33,5 +38,6 @@ ROUTES: tuple[tuple[str, Callable[[Deps], object]], ...] = (
     ("/v1/shards/{shard_id:id}/comments", comments.ShardComments),
     ("/v1/shards/{shard_id:id}/like", likes.ShardLike),
     ("/health", health),
+    ("/health/actors", actors),
     ("/metrics", metrics),
 )

@@ -9,6 +9,7 @@ by the next owner of its partition (at-least-once), so a forced exit loses nothi
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -24,7 +25,8 @@ from feedline.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-SHUTDOWN_TIMEOUT_S = 60.0
+SHUTDOWN_TIMEOUT_S = 20.0  # each of: draining, stopping the tree
+SHUTDOWN_BOUND_S = 45.0  # the whole stop, whatever is stuck (e.g. a writer waiting out an outage)
 
 
 def run(settings: Settings, stop: threading.Event) -> int:
@@ -44,6 +46,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
     while not stop.wait(1.0):
         pass
     logger.info("stopping: draining partitions and committing offsets")
+    watchdog = threading.Timer(SHUTDOWN_BOUND_S, _force_exit)
+    watchdog.daemon = True
+    watchdog.start()
     shutdown(root)
     server.stop()
     return 0
@@ -63,6 +68,13 @@ def shutdown(root: Any) -> None:
         root.stop(block=True, timeout=SHUTDOWN_TIMEOUT_S)
     except (pykka.Timeout, pykka.ActorDeadError) as exc:
         logger.warning("tree did not stop cleanly: %r", exc)
+
+
+def _force_exit() -> None:
+    """End a stop that overran its bound; unfinished events are re-read on restart."""
+    logger.error("graceful stop took over %.0fs; exiting now", SHUTDOWN_BOUND_S)
+    logging.shutdown()
+    os._exit(0)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

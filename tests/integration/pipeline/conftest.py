@@ -104,7 +104,11 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     eventually(lambda: _tolerate_connection_errors(assigned), timeout=90)
     yield running
     process.send_signal(signal.SIGTERM)
-    code = process.wait(timeout=SHUTDOWN_BOUND_S)
+    try:
+        code = process.wait(timeout=SHUTDOWN_BOUND_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert code == 0, f"pipeline did not stop cleanly ({code}); see {log}"
 
 

@@ -208,3 +208,26 @@ def _one(session: Any, cql: str, *params: Any) -> Any:
 
 def _assert_eq(actual: Any, expected: Any) -> None:
     assert actual == expected
+
+
+def test_web_api_relays_the_actor_tree_and_says_when_the_pipeline_is_away(
+    pipeline: Pipeline, settings: Any, database: Any
+) -> None:
+    import dataclasses
+
+    import falcon.testing
+
+    from feedline.http.app import create_app
+    from feedline.http.deps import Deps
+
+    def client_for(url: str) -> Any:
+        web = dataclasses.replace(settings.web, pipeline_health_url=url)
+        app = create_app(Deps(settings=dataclasses.replace(settings, web=web), db=database))
+        return falcon.testing.TestClient(app)
+
+    resp = client_for(pipeline.url).simulate_get("/health/actors")
+    assert resp.status_code == 200
+    assert "kafka-consumer" in _ids(resp.json["tree"])
+    away = client_for("http://127.0.0.1:1").simulate_get("/health/actors")
+    assert away.status_code == 503
+    assert away.json["title"] == "Pipeline unreachable"
