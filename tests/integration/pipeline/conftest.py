@@ -36,10 +36,10 @@ SHUTDOWN_BOUND_S = 60.0
 class Pipeline:
     """A running pipeline process and its health port."""
 
-    def __init__(self, process: subprocess.Popen[bytes], log: Path):
+    def __init__(self, process: subprocess.Popen[bytes], log: Path, port: int):
         self.process = process
         self.log = log
-        self.url = f"http://127.0.0.1:{HEALTH_PORT}"
+        self.url = f"http://127.0.0.1:{port}"
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.url + path, timeout=10) as resp:
@@ -81,34 +81,50 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
             time.sleep(interval)
 
 
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    log = tmp_path_factory.mktemp("pipeline") / "pipeline.log"
-    env = dict(
+def start_pipeline(log: Path, port: int, group: str, **env: str) -> Pipeline:
+    """Start ``python -m feedline.pipeline`` and wait until it owns partitions."""
+    full_env = dict(
         os.environ,
-        FEEDLINE_PIPELINE_PORT=str(HEALTH_PORT),
-        FEEDLINE_KAFKA_GROUP=GROUP,
+        FEEDLINE_PIPELINE_PORT=str(port),
+        FEEDLINE_KAFKA_GROUP=group,
         FEEDLINE_FAULT_INJECTION="1",
+        **env,
     )
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "feedline.pipeline"], env=env, stdout=out, stderr=out
+            [sys.executable, "-m", "feedline.pipeline"], env=full_env, stdout=out, stderr=out
         )
-    running = Pipeline(process, log)
+    running = Pipeline(process, log, port)
 
     def assigned() -> None:
         assert process.poll() is None, f"pipeline exited; see {log}"
         consumer = running.node("kafka-consumer")
         assert consumer["stats"]["partitions"], "no partitions assigned yet"
 
-    eventually(lambda: _tolerate_connection_errors(assigned), timeout=90)
-    yield running
-    process.send_signal(signal.SIGTERM)
     try:
-        code = process.wait(timeout=SHUTDOWN_BOUND_S)
+        eventually(lambda: _tolerate_connection_errors(assigned), timeout=90)
+    except BaseException:
+        process.kill()
+        raise
+    return running
+
+
+def stop_pipeline(running: Pipeline) -> int:
+    """SIGTERM the pipeline; return its exit code (killing it if it overruns the bound)."""
+    running.process.send_signal(signal.SIGTERM)
+    try:
+        return running.process.wait(timeout=SHUTDOWN_BOUND_S)
     finally:
-        if process.poll() is None:
-            process.kill()
+        if running.process.poll() is None:
+            running.process.kill()
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    log = tmp_path_factory.mktemp("pipeline") / "pipeline.log"
+    running = start_pipeline(log, HEALTH_PORT, GROUP)
+    yield running
+    code = stop_pipeline(running)
     assert code == 0, f"pipeline did not stop cleanly ({code}); see {log}"
 
 
