@@ -133,13 +133,34 @@ class PipelineSettings:
     health_port: int = 8001
     max_in_flight_per_partition: int = 1000
     batch_max_size: int = 200
-    batch_max_wait_s: float = 0.02
     write_concurrency: int = 64
     commit_interval_s: float = 1.0
     max_retries: int = 5
     backfill_limit: int = 100
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """The read path: cursor signing, cache TTLs, and how fast to give up on a dependency."""
+
+    # Signs pagination cursors (HMAC-SHA256); set FEEDLINE_CURSOR_SECRET in production.
+    cursor_secret: str = field(default="feedline-dev-cursor-secret", repr=False)
+    feed_ttl_s: int = 300  # cached first 100 entries of a feed / a user's shards
+    list_ttl_s: int = 300  # cached first pages of comments, followers, following
+    object_ttl_s: int = 600  # hydrated shards and profiles
+    negative_ttl_s: int = 30  # "no such shard/user"
+    window: int = 100  # entries cached per list (serves any limit up to it)
+    lease_ms: int = 1000  # stampede lock: one loader per missing key
+    lease_wait_ms: int = 10  # how long others wait for that loader before loading themselves
+    redis_timeout_s: float = 0.05  # socket connect/read timeout: Redis is local and fast
+    redis_backoff_s: float = 0.5  # circuit breaker: first pause after a failure (doubles)
+    redis_backoff_max_s: float = 5.0
+    cassandra_timeout_s: float = 2.0
+    cassandra_retry_s: float = 1.0  # after a failed connect, answer 503 this long before retrying
+    token_cache_ttl_s: float = 60.0  # in-process bearer token -> user id
+    token_cache_size: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,7 @@ class Settings:
     stack: StackSettings
     web: WebSettings
     pipeline: PipelineSettings
+    reads: ReadSettings = field(default_factory=ReadSettings)
 
 
 def load() -> Settings:
@@ -221,11 +243,20 @@ def load() -> Settings:
             health_port=_int("FEEDLINE_PIPELINE_PORT", 8001),
             max_in_flight_per_partition=_int("FEEDLINE_MAX_IN_FLIGHT", 1000),
             batch_max_size=_int("FEEDLINE_BATCH_MAX_SIZE", 200),
-            batch_max_wait_s=_float("FEEDLINE_BATCH_MAX_WAIT_S", 0.02),
             write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
             max_retries=_int("FEEDLINE_MAX_RETRIES", 5),
             backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
+        ),
+        reads=ReadSettings(
+            cursor_secret=_env("FEEDLINE_CURSOR_SECRET", "feedline-dev-cursor-secret"),
+            feed_ttl_s=_int("FEEDLINE_FEED_TTL_S", 300),
+            list_ttl_s=_int("FEEDLINE_LIST_TTL_S", 300),
+            object_ttl_s=_int("FEEDLINE_OBJECT_TTL_S", 600),
+            negative_ttl_s=_int("FEEDLINE_NEGATIVE_TTL_S", 30),
+            redis_timeout_s=_float("FEEDLINE_REDIS_TIMEOUT_S", 0.05),
+            cassandra_timeout_s=_float("FEEDLINE_CASSANDRA_READ_TIMEOUT_S", 2.0),
+            token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 60.0),
         ),
     )

@@ -74,6 +74,7 @@ class KafkaConsumer(SupervisedActor):
         partition_spec: SpecFactory,
         metrics: Any,
         max_in_flight: int = 1000,
+        commit_interval_s: float = 1.0,
         drain_timeout_s: float = 30.0,
         poll_batch: int = 500,
         poll_timeout_s: float = 0.05,
@@ -87,6 +88,7 @@ class KafkaConsumer(SupervisedActor):
         self._children: PartitionChildren | None = None
         self._metrics = metrics
         self._max_in_flight = max_in_flight
+        self._commit_interval_ms = int(commit_interval_s * 1000)
         self._drain_timeout_s = drain_timeout_s
         self._poll_batch = poll_batch
         self._poll_timeout_s = poll_timeout_s
@@ -179,7 +181,7 @@ class KafkaConsumer(SupervisedActor):
             "bootstrap.servers": self._kafka.bootstrap,
             "group.id": self._kafka.group_id,
             "enable.auto.commit": True,
-            "auto.commit.interval.ms": 1000,
+            "auto.commit.interval.ms": self._commit_interval_ms,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",

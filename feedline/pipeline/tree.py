@@ -84,6 +84,7 @@ def build_root(
             "partition_spec": partition_spec,
             "metrics": metrics,
             "max_in_flight": pipeline.max_in_flight_per_partition,
+            "commit_interval_s": pipeline.commit_interval_s,
         },
         shutdown=60.0,
         start_timeout=30.0,
