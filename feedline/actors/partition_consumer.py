@@ -49,6 +49,7 @@ class PartitionConsumer(SupervisedActor):
         consumer: Any,
         adapters: Router,
         epoch: RestartEpoch,
+        metrics: Any = None,
         resend_after_s: float = 30.0,
         *,
         link: ChildLink | None = None,
@@ -59,6 +60,7 @@ class PartitionConsumer(SupervisedActor):
         self._consumer = consumer  # ActorRef of the KafkaConsumer
         self._adapters = adapters
         self._epoch = epoch
+        self._metrics = metrics
         self._resend_after_s = resend_after_s
         self._watermark = Watermark()
         self._pending: dict[int, _Pending] = {}
@@ -135,6 +137,8 @@ class PartitionConsumer(SupervisedActor):
         for p in stale:
             p.epoch, p.sent_at = epoch, now
         self._resent += len(stale)
+        if self._metrics is not None:
+            self._metrics.resent.inc(len(stale))
         logger.info("%s[%d]: re-sending %d events", self.topic, self.partition, len(stale))
         self._send(tuple(p.record for p in stale))
 

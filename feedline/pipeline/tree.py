@@ -56,7 +56,11 @@ def build_root(
     }
     routers["dead-letters"] = Router(["dead-letters-0"], _lookup(holder, "dead-letters"))
     pipeline = settings.pipeline
-    on_restart = epoch.bump
+
+    def on_restart(_supervisor: str, child_id: str) -> None:
+        """Count the restart and make partition owners re-send what it may have dropped."""
+        metrics.restarts.labels(child_id).inc()
+        epoch.bump()
 
     def pool(stage: str, actor: type, **kwargs: Any) -> ChildSpec:
         children = [ChildSpec(id=name, actor=actor, kwargs=kwargs) for name in routers[stage].names]
@@ -72,6 +76,7 @@ def build_root(
                 "consumer": consumer,
                 "adapters": routers["adapters"],
                 "epoch": epoch,
+                "metrics": metrics,
             },
         )
 

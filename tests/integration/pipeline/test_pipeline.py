@@ -147,11 +147,13 @@ def test_crashed_actors_are_restarted_and_nothing_is_lost(
             assert sorted(feed(cassandra_session, user.id)) == sorted(posted)
 
     eventually(complete, timeout=60)
+    metrics = pipeline.get("/metrics")
     for name, restarts in before.items():
         node = pipeline.node(name)
         assert node["state"] == "running"
         assert node["restarts"] >= restarts + 1, node
         assert "injected failure" in (node["last_error"] or "")
+        assert f'feedline_actor_restarts_total{{actor="{name}"}}' in metrics
 
 
 def test_poison_event_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
