@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from typing import Any
 
 from feedline import settings as settings_mod
 from feedline.errors import FeedlineError
@@ -54,6 +55,60 @@ def _cmd_stack(settings, args) -> int:
     return 0
 
 
+def _redis(settings) -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.redis.url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _quiet_driver() -> None:
+    """Keep the Cassandra driver's connection chatter out of the report."""
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+
+
+def _user_ids(args) -> list[int] | None:
+    return args.user or None
+
+
+def _cmd_verify(settings, args) -> int:
+    """Print each difference, then a summary; exit 1 if there is any (see feedline.verify)."""
+    from feedline import verify
+
+    _quiet_driver()
+    progress = False if args.no_progress else None
+    users = _user_ids(args)
+    if args.wait:
+
+        def attempt(report) -> None:
+            if not report.clean:
+                print(f"  {report.summary()}; re-checking", file=sys.stderr)
+
+        report = verify.verify_until_clean(
+            settings, users, args.wait, progress=progress, redis_client=_redis(settings),
+            on_attempt=attempt,
+        )  # fmt: skip
+        for difference in report.differences:
+            print(difference)
+    else:
+        report = verify.verify(
+            settings, users, progress=progress, redis_client=_redis(settings), on_difference=print
+        )
+    if report.total > len(report.differences) and args.wait:
+        print(f"... and {report.total - len(report.differences)} more")
+    print(report.summary())
+    return 0 if report.clean else 1
+
+
+def _cmd_rebuild(settings, args) -> int:
+    from feedline.rebuild import rebuild
+
+    _quiet_driver()
+    progress = False if args.no_progress else None
+    report = rebuild(settings, _user_ids(args), progress=progress, redis_client=_redis(settings))
+    print(report.summary())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedline", description="Feedline commands")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs, tracebacks")
@@ -63,10 +118,30 @@ def _parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="run the local stack without Docker")
     stack.add_argument("action", choices=["up", "down", "status", "clean"])
     stack.add_argument("--app", action="store_true", help="with up: also start the Procfile")
+    verify = sub.add_parser(
+        "verify", help="compare the read model (Cassandra, cached Redis entries) with PostgreSQL"
+    )
+    verify.add_argument("--user", type=int, action="append", metavar="ID",
+                        help="check only this user's partitions (repeatable)")  # fmt: skip
+    verify.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="re-check until clean or this many seconds passed")  # fmt: skip
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rebuild = sub.add_parser("rebuild", help="rebuild the read model from PostgreSQL")
+    scope = rebuild.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--user", type=int, action="append", metavar="ID",
+                       help="rebuild this user's partitions (repeatable)")  # fmt: skip
+    scope.add_argument("--all", action="store_true", help="every user, and orphan partitions")
+    rebuild.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
-COMMANDS = {"migrate": _cmd_migrate, "connector": _cmd_connector, "stack": _cmd_stack}
+COMMANDS = {
+    "migrate": _cmd_migrate,
+    "connector": _cmd_connector,
+    "stack": _cmd_stack,
+    "verify": _cmd_verify,
+    "rebuild": _cmd_rebuild,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,160 @@
+"""Run verify: scoped to some users or over the whole database, once or until clean.
+
+A whole-database run streams users from PostgreSQL and, for each, compares every
+partition the user owns (see ``source.Expected``); then it pages through the distinct
+partition keys of every Cassandra table to find partitions whose user or shard does not
+exist in PostgreSQL at all (orphans). Ids above the snapshot's highest id are skipped
+there: they belong to rows created after the snapshot, not to orphans.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from tqdm import tqdm
+
+from feedline.settings import Settings
+from feedline.verify import cache
+from feedline.verify.model import (
+    SHARD_TABLES,
+    USER_TABLES,
+    Difference,
+    Partition,
+    Report,
+    Row,
+    diff_partition,
+)
+from feedline.verify.readmodel import ReadModel
+from feedline.verify.source import Expected, Source
+
+OnDifference = Callable[[Difference], None]
+
+
+def check_user(
+    source: Source, model: ReadModel, user_id: int, edge_lsn: int | None = None
+) -> tuple[Expected, dict[Partition, list[Row]], list[Difference]]:
+    """Return what ``user_id``'s partitions should hold, what they hold, and the diffs."""
+    expected = source.expected(user_id, edge_lsn)
+    actual = model.read([(t, user_id) for t in USER_TABLES])
+    listed = {r["shard_id"] for r in actual[("shards_by_author", user_id)]}
+    shards = expected.shard_ids | listed
+    actual.update(model.read([(t, s) for s in shards for t in SHARD_TABLES]))
+    found: list[Difference] = []
+    for part in sorted(set(actual) | set(expected.partitions)):
+        table, key = part
+        found += diff_partition(table, key, expected.partitions.get(part, []), actual.get(part, []))
+    return expected, actual, found
+
+
+def verify(
+    settings: Settings,
+    users: Iterable[int] | None = None,
+    *,
+    on_difference: OnDifference | None = None,
+    progress: bool | None = None,
+    redis_client: Any = None,
+) -> Report:
+    """Compare the read model (and cached entries) with PostgreSQL; return a Report.
+
+    ``users`` scopes the run; None checks everything, orphans included. ``progress``:
+    True/False forces the bar on or off, None shows it on a terminal only.
+    """
+    report = Report()
+
+    def add(found: list[Difference]) -> None:
+        report.add(found)
+        if on_difference is not None:
+            for d in found:
+                on_difference(d)
+
+    with (
+        Source(settings.postgres, settings.pipeline.backfill_limit) as source,
+        ReadModel(settings.cassandra) as model,
+    ):
+        ids = list(users) if users is not None else None
+        total = len(ids) if ids is not None else source.count_users()
+        bar = tqdm(total=total, unit="user", desc="verify", disable=_no_bar(progress),
+                   file=sys.stderr)  # fmt: skip
+        with bar:
+            for user_id in ids if ids is not None else source.user_ids():
+                expected, actual, found = check_user(source, model, user_id)
+                report.users += 1
+                report.shards += len(expected.shard_ids)
+                report.partitions += len(set(actual) | set(expected.partitions))
+                add(found)
+                if redis_client is not None:
+                    checked, stale = cache.check_user(redis_client, expected)
+                    report.cache_entries += checked
+                    add(stale)
+                bar.update(1)
+        if ids is None:
+            add(list(orphans(source, model, report)))
+    return report
+
+
+def orphans(source: Source, model: ReadModel, report: Report) -> Iterator[Difference]:
+    """Yield an ``extra`` for every row of a partition whose user or shard is unknown."""
+    for (table, key), rows in orphan_partitions(source, model):
+        report.partitions += 1
+        yield from diff_partition(table, key, [], rows)
+
+
+def orphan_partitions(
+    source: Source, model: ReadModel, chunk: int = 500
+) -> Iterator[tuple[Partition, list[Row]]]:
+    """Yield each non-empty partition keyed by a user or shard id PostgreSQL does not have."""
+    for tables, entity in ((USER_TABLES, "users"), (SHARD_TABLES, "shards")):
+        ceiling = source.max_id(entity)
+        for table in tables:
+            keys: list[int] = []
+            for key in model.partition_keys(table):
+                keys.append(key)
+                if len(keys) >= chunk:
+                    yield from _unknown(source, model, table, entity, keys, ceiling)
+                    keys = []
+            yield from _unknown(source, model, table, entity, keys, ceiling)
+
+
+def _unknown(
+    source: Source, model: ReadModel, table: str, entity: str, keys: list[int], ceiling: int
+) -> Iterator[tuple[Partition, list[Row]]]:
+    if not keys:
+        return
+    known = source.existing(entity, keys)
+    unknown = [k for k in keys if k not in known and k <= ceiling]
+    for part, rows in model.read([(table, k) for k in unknown]).items():
+        if rows:
+            yield part, rows
+
+
+def verify_until_clean(
+    settings: Settings,
+    users: Iterable[int] | None,
+    wait_s: float,
+    *,
+    interval_s: float = 1.0,
+    progress: bool | None = None,
+    redis_client: Any = None,
+    on_attempt: Callable[[Report], None] | None = None,
+) -> Report:
+    """Re-run ``verify`` until it is clean or ``wait_s`` has passed; return the last run.
+
+    The pipeline is asynchronous: right after a write, or while it catches up after an
+    outage, differences are expected and must go away by themselves.
+    """
+    ids = list(users) if users is not None else None
+    deadline = time.monotonic() + wait_s
+    while True:
+        report = verify(settings, ids, progress=progress, redis_client=redis_client)
+        if on_attempt is not None:
+            on_attempt(report)
+        if report.clean or time.monotonic() + interval_s > deadline:
+            return report
+        time.sleep(interval_s)
+
+
+def _no_bar(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress

@@ -1,0 +1,239 @@
+"""Compute what the read model should hold from one consistent PostgreSQL snapshot.
+
+Everything is read inside one ``REPEATABLE READ READ ONLY`` transaction, so a whole run
+compares against one state of the database; users are streamed with a server-side cursor
+(memory bounded by one user's data, not the database's).
+
+The expected home feed of user U (``feed_by_user``), from PostgreSQL alone:
+
+- every shard U wrote, and
+- for each user A that U follows, the edge created at T (``followers.created_at``):
+  every shard of A created at or after T (delivered by fan-out), plus the
+  ``backfill_limit`` newest shards of A created before T (delivered by the follow's
+  backfill, which copies that many of A's latest shards).
+
+Deleted shards are in no feed. The definition is exact while authors have fewer than
+``backfill_limit`` shards older than a follow; beyond that, see docs/events.md ("Known
+limits"): a shard of the window deleted after the backfill ran leaves one slot that the
+pipeline does not refill, which verify reports as a missing row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+import psycopg2.extras
+
+from feedline.errors import FeedlineError
+from feedline.settings import PostgresSettings
+from feedline.verify.model import Partition, Row, ms
+
+USER = "SELECT id, handle, follower_count, following_count, shard_count, created_at FROM users"
+SHARDS = """
+SELECT id AS shard_id, author_id, body, like_count, comment_count, created_at
+FROM shards WHERE author_id = %s"""
+FOLLOWERS = "SELECT follower_id, created_at FROM followers WHERE followee_id = %s"
+FOLLOWING = "SELECT followee_id, created_at FROM followers WHERE follower_id = %s"
+FOLLOWED_FEED = """
+SELECT s.id AS shard_id, s.author_id, s.created_at
+FROM followers f CROSS JOIN LATERAL (
+    (SELECT id, author_id, created_at FROM shards
+      WHERE author_id = f.followee_id AND created_at >= f.created_at)
+    UNION ALL
+    (SELECT id, author_id, created_at FROM shards
+      WHERE author_id = f.followee_id AND created_at < f.created_at
+      ORDER BY created_at DESC, id DESC LIMIT %s)
+) s
+WHERE f.follower_id = %s"""
+COMMENTS = """
+SELECT c.id AS comment_id, c.shard_id, c.author_id, c.body, c.created_at
+FROM comments c JOIN shards s ON s.id = c.shard_id WHERE s.author_id = %s"""
+LIKES = """
+SELECT l.shard_id, l.user_id, l.created_at
+FROM likes l JOIN shards s ON s.id = l.shard_id WHERE s.author_id = %s"""
+
+
+class SnapshotUnavailable(FeedlineError):
+    """No quiet moment to pin an LSN-consistent snapshot within the bound."""
+
+
+@dataclass
+class Expected:
+    """Every read-model partition one user owns, with the rows it should hold.
+
+    A user owns their profile, shard list, feed and both follow lists, and the
+    partitions of each shard they wrote (the shard, its comments and likes).
+    """
+
+    user_id: int
+    partitions: dict[Partition, list[Row]] = field(default_factory=dict)
+
+    @property
+    def shard_ids(self) -> set[int]:
+        return {key for (table, key) in self.partitions if table == "shards_by_id"}
+
+
+class Source:
+    """One snapshot of PostgreSQL; ``lsn`` is set when opened with ``pin_lsn=True``."""
+
+    def __init__(self, settings: PostgresSettings, backfill_limit: int, pin_lsn: bool = False):
+        self._backfill_limit = backfill_limit
+        self._dsn = settings.dsn()
+        self._now: Any = None
+        self._conn = psycopg2.connect(
+            settings.dsn(),
+            connect_timeout=settings.connect_timeout_s,
+            application_name="feedline-verify",
+            options="-c timezone=UTC -c statement_timeout=0",
+        )
+        self.lsn: int | None = None
+        try:
+            if pin_lsn:
+                self.lsn = self._pin_snapshot()
+            else:
+                self._begin()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _begin(self) -> None:
+        self._conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT 1")  # the snapshot is taken by the first statement
+
+    def _pin_snapshot(self, bound_s: float = 30.0) -> int:
+        """Open the snapshot at a WAL position L such that every change it does not see
+        was written at an LSN >= L, and return L - 1 (see feedline/rebuild.py for why).
+
+        L is read *before* the snapshot; a transaction still running when the snapshot
+        was taken could have written below L without being visible, so retry until the
+        snapshot has no in-progress transactions (write transactions here are short).
+        """
+        deadline = time.monotonic() + bound_s
+        while True:
+            self._conn.autocommit = True
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn")
+                lsn = int(cur.fetchone()[0])
+            self._conn.autocommit = False
+            self._conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot())")
+                running = cur.fetchone()[0]
+            if running == 0:
+                return lsn - 1
+            self._conn.rollback()
+            if time.monotonic() > deadline:
+                raise SnapshotUnavailable(
+                    f"no moment without running write transactions in {bound_s:.0f} s"
+                )
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        with suppress(psycopg2.Error):
+            self._conn.rollback()
+        self._conn.close()
+        if self._now is not None:
+            self._now.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        with self._conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+            cur.execute(sql, params)
+            return [_normalise(r) for r in cur.fetchall()]
+
+    def count_users(self) -> int:
+        with self._conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM users")
+            return int(cur.fetchone()[0])
+
+    def user_ids(self, chunk: int = 500) -> Iterator[int]:
+        """Stream every user id in id order through a server-side cursor."""
+        with self._conn.cursor(name="feedline_verify_users") as cur:
+            cur.itersize = chunk
+            cur.execute("SELECT id FROM users ORDER BY id")
+            for (user_id,) in cur:
+                yield user_id
+
+    def existing(self, table: str, ids: list[int]) -> set[int]:
+        """Return which of ``ids`` exist in ``users`` or ``shards`` (in this snapshot)."""
+        assert table in ("users", "shards")
+        sql = f"SELECT id FROM {table} WHERE id = ANY(%s)"  # noqa: S608 (fixed identifier)
+        with self._conn.cursor() as cur:
+            cur.execute(sql, (ids,))
+            return {r[0] for r in cur.fetchall()}
+
+    def existing_now(self, table: str, ids: list[int]) -> set[int]:
+        """Like ``existing`` but in the database's current state, outside the snapshot."""
+        assert table in ("users", "shards")
+        if not ids:
+            return set()
+        if self._now is None:
+            self._now = psycopg2.connect(self._dsn, application_name="feedline-verify")
+            self._now.autocommit = True
+        sql = f"SELECT id FROM {table} WHERE id = ANY(%s)"  # noqa: S608 (fixed identifier)
+        with self._now.cursor() as cur:
+            cur.execute(sql, (ids,))
+            return {r[0] for r in cur.fetchall()}
+
+    def max_id(self, table: str) -> int:
+        """Return the highest id of ``users`` or ``shards`` in this snapshot (0 if none)."""
+        assert table in ("users", "shards")
+        with self._conn.cursor() as cur:
+            cur.execute(f"SELECT coalesce(max(id), 0) FROM {table}")  # noqa: S608
+            return int(cur.fetchone()[0])
+
+    def expected(self, user_id: int, edge_lsn: int | None = None) -> Expected:
+        """Return every partition ``user_id`` owns and what it should hold.
+
+        ``edge_lsn`` fills the follow lists' ``edge_lsn`` column (rebuild writes it; verify
+        does not compare it: PostgreSQL does not know the LSN of an edge's last change).
+        """
+        out = Expected(user_id)
+        parts = out.partitions
+        users = self._rows(USER + " WHERE id = %s", user_id)
+        if not users:
+            return out  # gone since the id was listed; its partitions should be empty
+        user = users[0]
+        parts[("users_by_id", user_id)] = [{**user, "user_id": user_id}]
+        shards = self._rows(SHARDS, user_id)
+        parts[("shards_by_author", user_id)] = shards
+        for s in shards:
+            parts[("shards_by_id", s["shard_id"])] = [s]
+            parts[("comments_by_shard", s["shard_id"])] = []
+            parts[("likes_by_shard", s["shard_id"])] = []
+        for c in self._rows(COMMENTS, user_id):
+            parts[("comments_by_shard", c["shard_id"])].append(c)
+        for like in self._rows(LIKES, user_id):
+            parts[("likes_by_shard", like["shard_id"])].append(like)
+        parts[("followers_by_user", user_id)] = [
+            {**r, "user_id": user_id, "edge_lsn": edge_lsn} for r in self._rows(FOLLOWERS, user_id)
+        ]
+        parts[("following_by_user", user_id)] = [
+            {**r, "user_id": user_id, "edge_lsn": edge_lsn} for r in self._rows(FOLLOWING, user_id)
+        ]
+        followed = self._rows(FOLLOWED_FEED, self._backfill_limit, user_id)
+        feed = {s["shard_id"]: s for s in followed}
+        feed.update({s["shard_id"]: s for s in shards})
+        parts[("feed_by_user", user_id)] = [{**s, "user_id": user_id} for s in feed.values()]
+        return out
+
+
+def _normalise(row: dict[str, Any]) -> dict[str, Any]:
+    """Give PostgreSQL rows Cassandra's column names and timestamp precision."""
+    row = dict(row)
+    if "id" in row:
+        row["user_id"] = row.pop("id")
+    if "created_at" in row:
+        row["created_at"] = ms(row["created_at"])
+    return row
