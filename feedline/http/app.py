@@ -1,7 +1,8 @@
 """Build the Feedline WSGI app: ``create_app(deps)`` for tests, ``get_app()`` for gunicorn.
 
 gunicorn calls ``feedline.http.app:get_app()`` in each worker after the fork; nothing here
-connects at import time (the pool connects on first use).
+connects at import time (the PostgreSQL pool, the Redis client and the Cassandra session
+all connect on first use, inside the worker).
 """
 
 from __future__ import annotations
@@ -11,17 +12,36 @@ import falcon
 from feedline.db import Database
 from feedline.http import error_handlers
 from feedline.http.auth import AuthMiddleware
+from feedline.http.cache import Cache
 from feedline.http.deps import Deps
+from feedline.http.health import Check
 from feedline.http.metrics import MetricsMiddleware
 from feedline.http.openapi import OpenApi
+from feedline.http.read_model import ReadModel
+from feedline.http.read_store import ReadStore
 from feedline.http.routes import ROUTES
+from feedline.http.token_cache import TokenCache
 from feedline.http.validation import IdConverter
-from feedline.settings import load
+from feedline.settings import Settings, load
+
+
+def read_model(settings: Settings, db: Database) -> ReadModel:
+    """Build the read side (Redis cache in front of the Cassandra read model), unconnected."""
+    reads = settings.reads
+    return ReadModel(
+        Cache(settings.redis.url, reads), ReadStore(settings.cassandra, reads), db, reads
+    )
 
 
 def create_app(deps: Deps) -> falcon.App:
     """Wire middleware, error handling and every route in ``ROUTES`` to ``deps``."""
-    app = falcon.App(middleware=[MetricsMiddleware(), AuthMiddleware(deps.db)])
+    if deps.reads is None:
+        deps.reads = read_model(deps.settings, deps.db)
+    if deps.tokens is None:
+        reads = deps.settings.reads
+        deps.tokens = TokenCache(reads.token_cache_ttl_s, reads.token_cache_size)
+    auth = AuthMiddleware(deps.db, tokens=deps.tokens)
+    app = falcon.App(middleware=[MetricsMiddleware(), auth])
     app.router_options.converters["id"] = IdConverter
     error_handlers.install(app)
     routes = [(template, factory(deps)) for template, factory in ROUTES]
@@ -34,4 +54,11 @@ def create_app(deps: Deps) -> falcon.App:
 def get_app() -> falcon.App:
     """Build the app from the environment's settings (the gunicorn entry point)."""
     settings = load()
-    return create_app(Deps(settings=settings, db=Database(settings.postgres)))
+    db = Database(settings.postgres)
+    reads = read_model(settings, db)
+    checks = [
+        Check("cassandra", reads.store.ping),
+        # Reads go on without Redis (from Cassandra): "degraded", but still 200.
+        Check("redis", reads.cache.ping, critical=False),
+    ]
+    return create_app(Deps(settings=settings, db=db, reads=reads, checks=checks))

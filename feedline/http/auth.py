@@ -15,6 +15,7 @@ from typing import Any
 import falcon
 
 from feedline.db import Cursor, Database
+from feedline.http.token_cache import TokenCache
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 CHALLENGE = 'Bearer realm="feedline"'
@@ -62,9 +63,10 @@ class AuthMiddleware:
     ``POST /v1/users`` does: signing up is how one gets a token).
     """
 
-    def __init__(self, db: Database, prefix: str = "/v1/"):
+    def __init__(self, db: Database, prefix: str = "/v1/", tokens: TokenCache | None = None):
         self._db = db
         self._prefix = prefix
+        self._tokens = tokens
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
@@ -77,10 +79,22 @@ class AuthMiddleware:
         token = bearer_token(req.get_header("Authorization"))
         if token is None:
             raise unauthorized("Send Authorization: Bearer <token>.")
-        user_id = self._db.run(lambda cur: _user_for(cur, token))
+        user_id = self._user_id(token)
         if user_id is None:
             raise unauthorized("The bearer token is not valid.")
         req.context.user_id = user_id
+
+    def _user_id(self, token: str) -> int | None:
+        """Look the token up, in the in-process token cache first when there is one."""
+        if self._tokens is None:
+            return self._db.run(lambda cur: _user_for(cur, token))
+        digest = hash_token(token)
+        user_id = self._tokens.get(digest)
+        if user_id is None:
+            user_id = self._db.run(lambda cur: _user_for(cur, token))
+            if user_id is not None:
+                self._tokens.put(digest, user_id)
+        return user_id
 
 
 def _user_for(cur: Cursor, token: str) -> int | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import falcon
 
 from feedline.db import Cursor
-from feedline.http import rows, spec, validation
+from feedline.http import pages, rows, spec, validation
 from feedline.http.deps import Deps
+from feedline.http.read_model import COMMENTS, iso
 from feedline.http.shards import not_found
 
 # Counting first locks the shard row, so a concurrent delete either happens before (no
@@ -22,25 +23,49 @@ CREATE_SQL = """
 
 
 class ShardComments:
-    """``POST /v1/shards/{shard_id}/comments``: comment on a shard.
+    """``POST``/``GET /v1/shards/{shard_id}/comments``: comment; list oldest first.
 
-    The paginated ``GET`` of the same path belongs here too (an ``on_get`` plus its
-    ``openapi["get"]`` entry) when the read side is built.
+    The list comes from the read model (comments_by_shard, first 100 cached whole under
+    ``cache_keys.comments``), so a new comment shows once the pipeline has processed it.
     """
 
     openapi = {
+        "get": spec.operation(
+            "A shard's comments, oldest first",
+            {"200": spec.json_response("A page of comments", spec.page_of(spec.ref("Comment")))},
+            errors=("400", "404"),
+            params=(spec.path_id("shard_id"), *spec.PAGE_PARAMS),
+        ),
         "post": spec.operation(
             "Comment on a shard",
             {"201": spec.json_response("Created", spec.ref("Comment"))},
             errors=("404",),
             body=spec.ref("NewText"),
             params=(spec.path_id("shard_id"),),
-        )
+        ),
     }
 
     def __init__(self, deps: Deps):
         self._db = deps.db
+        self._reads = deps.reads
         self._max_bytes = deps.settings.web.max_body_bytes
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
+        limit, cursor = pages.params(req)
+        found, next_cursor = self._reads.page(COMMENTS, shard_id, cursor, limit)
+        if cursor is None:
+            self._reads.require("shard", shard_id, found)
+        items = [
+            {
+                "id": cid,
+                "shard_id": shard_id,
+                "author_id": author,
+                "body": body,
+                "created_at": iso(ms),
+            }
+            for ms, cid, author, body in found
+        ]
+        resp.media = {"items": items, "next_cursor": next_cursor}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
         body = validation.read_json(req, self._max_bytes, {"body": validation.text})["body"]

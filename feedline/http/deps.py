@@ -17,5 +17,9 @@ class Deps:
     settings: Settings
     db: Database
     redis: Any | None = None
+    # The read side (feedline.http.read_model.ReadModel); create_app builds one if absent.
+    reads: Any | None = None
+    # In-process bearer token cache (feedline.http.token_cache.TokenCache).
+    tokens: Any | None = None
     # Extra /health checks (Redis, Cassandra, Kafka, pipeline) appended by later issues.
     checks: list[Check] = field(default_factory=list)

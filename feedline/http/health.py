@@ -16,14 +16,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Check:
-    """A named probe that returns when the dependency is usable and raises otherwise."""
+    """A named probe that returns when the dependency is usable and raises otherwise.
+
+    A non-critical check (the Redis cache: reads go on without it) makes the status
+    "degraded" but keeps the answer 200, so a load balancer does not drop a serving worker.
+    """
 
     name: str
     probe: Callable[[], None]
+    critical: bool = True
 
 
 class Health:
-    """``GET /health``: 200 when every check passes, 503 naming the ones that fail."""
+    """``GET /health``: 200 unless a critical check fails (503); "degraded" names failures."""
 
     openapi = {
         "get": spec.operation(
@@ -42,7 +47,8 @@ class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         results = {check.name: _run(check) for check in self._checks}
         healthy = all(result["ok"] for result in results.values())
-        resp.status = falcon.HTTP_200 if healthy else falcon.HTTP_503
+        serving = all(results[c.name]["ok"] for c in self._checks if c.critical)
+        resp.status = falcon.HTTP_200 if serving else falcon.HTTP_503
         resp.media = {"status": "ok" if healthy else "degraded", "checks": results}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from feedline.http import comments, following, likes, shards, users
+from feedline.http import comments, feed, following, follows, likes, shards, users
 from feedline.http.actors import PipelineActors
 from feedline.http.deps import Deps
 from feedline.http.health import Check, Health
@@ -32,6 +32,10 @@ def metrics(deps: Deps) -> Metrics:
 ROUTES: tuple[tuple[str, Callable[[Deps], object]], ...] = (
     ("/v1/users", users.Users),
     ("/v1/users/{user_id:id}", users.User),
+    ("/v1/users/{user_id:id}/shards", feed.UserShards),
+    ("/v1/users/{user_id:id}/followers", follows.Followers),
+    ("/v1/users/{user_id:id}/following", follows.FollowingList),
+    ("/v1/feed", feed.Feed),
     ("/v1/following/{user_id:id}", following.Following),
     ("/v1/shards", shards.Shards),
     ("/v1/shards/{shard_id:id}", shards.Shard),

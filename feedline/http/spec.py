@@ -61,6 +61,20 @@ SCHEMAS: dict[str, Any] = {
     "Comment": obj(
         {"id": ID, "shard_id": ID, "author_id": ID, "body": TEXT, "created_at": TIMESTAMP}
     ),
+    "FeedItem": obj(
+        {
+            "id": ID,
+            "author_id": ID,
+            "author_handle": {"anyOf": [HANDLE, {"type": "null"}]},
+            "body": TEXT,
+            "created_at": TIMESTAMP,
+            "like_count": COUNT,
+            "comment_count": COUNT,
+        }
+    ),
+    "FollowUser": obj(
+        {"id": ID, "handle": {"anyOf": [HANDLE, {"type": "null"}]}, "followed_at": TIMESTAMP}
+    ),
     "Health": {
         "type": "object",
         "required": ["status", "checks"],
@@ -83,7 +97,7 @@ SCHEMAS: dict[str, Any] = {
 }
 
 ERRORS = {
-    "400": "Malformed request (not JSON, not UTF-8)",
+    "400": "Malformed request (not JSON, not UTF-8; bad limit or cursor)",
     "401": "Missing or invalid bearer token",
     "403": "Not allowed for this user",
     "404": "No such resource",
@@ -91,10 +105,34 @@ ERRORS = {
     "413": "Body too large",
     "415": "Body is not application/json",
     "422": "Well-formed but invalid fields",
-    "503": "A dependency (PostgreSQL) is unavailable; retry",
+    "503": "A dependency (PostgreSQL, Cassandra) is unavailable; retry",
 }
 # What every JSON write can fail with before it reaches the database.
 BODY_ERRORS = ("400", "413", "415", "422")
+
+
+PAGE_PARAMS = (
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": "next_cursor of the previous page (opaque, signed)",
+        "schema": {"type": "string"},
+    },
+)
+
+
+def page_of(item: dict[str, Any]) -> dict[str, Any]:
+    """Return the schema of a paginated response of ``item``s."""
+    return obj(
+        {"items": {"type": "array", "items": item}, "next_cursor": {"type": ["string", "null"]}}
+    )
 
 
 def ref(name: str) -> dict[str, str]:

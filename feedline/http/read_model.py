@@ -1,0 +1,368 @@
+"""Serve pages of the read model: cached list windows, hydrated objects, signed cursors.
+
+A list (a home feed, a user's shards, a shard's comments, followers, following) is cached
+as a *window*: its first ``reads.window`` (100) positions, packed, plus whether that is the
+whole list. Any first page of up to 100 items, and any later page whose cursor falls inside
+the window, is served from it; other pages are clustering-range queries on Cassandra. Feed
+and shard-list windows hold positions only (created_at, shard id, author id): the shards
+and their authors' profiles are *hydrated* from their own keys (pre-serialised JSON, one
+MGET for a whole page), so a like invalidates one shard key, not every feed holding it.
+
+Keys and their meaning are the pipeline's (``feedline.cache_keys``, invalidated by the
+strategies and fan-out): ``feed(user)`` and ``user_shards(author)`` hold windows of
+positions, ``comments(shard)`` a window of whole comments, ``followers``/``following`` a
+window of (user id, followed at); ``shard(id)``/``user(id)`` the hydrated objects. A shard
+that is gone from shards_by_id hydrates to a negative entry and its items are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import falcon
+from prometheus_client import Counter
+
+from feedline import cache_keys
+from feedline.db import Database
+from feedline.http.cache import LEASE, NEGATIVE, VALUE, Cache
+from feedline.http.cursor import CursorCodec
+from feedline.http.read_store import ReadStore
+from feedline.settings import ReadSettings
+
+logger = logging.getLogger(__name__)
+
+LOOKUPS = Counter("feedline_read_cache", "Read-path cache lookups by kind", ["kind", "result"])
+EPOCH = datetime(1970, 1, 1)
+MS = timedelta(milliseconds=1)
+COMPLETE, PARTIAL = b"C", b"P"
+
+
+def to_ms(dt: datetime) -> int:
+    """Return a driver timestamp (naive UTC) as epoch milliseconds."""
+    return (dt.replace(tzinfo=None) - EPOCH) // MS
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + ms * MS
+
+
+def iso(ms: int) -> str:
+    return from_ms(ms).isoformat(timespec="milliseconds") + "+00:00"
+
+
+def dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The first positions of a list (rows of ints, or JSON rows) and whether that is all."""
+
+    rows: list[tuple[Any, ...]]
+    complete: bool
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    """How one list is keyed, queried, ordered, cached and turned into rows."""
+
+    name: str  # cursor scope prefix and the read store's query name
+    key: Callable[[int], str]
+    row: Callable[[Any], tuple[Any, ...]]  # Cassandra row -> window row
+    pos: int  # leading ints of a row that are its position (the cursor)
+    descending: bool
+    after: Callable[[tuple[int, ...]], tuple[Any, ...]]  # position -> query binds
+    packed: struct.Struct | None = None  # None: rows are JSON (they hold text)
+
+    def encode(self, w: Window) -> bytes:
+        flag = COMPLETE if w.complete else PARTIAL
+        if self.packed is None:
+            return VALUE + flag + dumps(w.rows)
+        return VALUE + flag + b"".join(self.packed.pack(*r) for r in w.rows)
+
+    def decode(self, entry: bytes) -> Window:
+        data = entry[2:]
+        if self.packed is None:
+            rows = [tuple(r) for r in json.loads(data)]
+        else:
+            rows = list(self.packed.iter_unpack(data))
+        return Window(rows, entry[1:2] == COMPLETE)
+
+    def beyond(self, row: tuple[Any, ...], position: tuple[int, ...]) -> bool:
+        """Return True if ``row`` comes after ``position`` in this list's order."""
+        here = row[: self.pos]
+        return here < position if self.descending else here > position
+
+
+def _time_id(ms: int, id_: int) -> tuple[Any, ...]:
+    return (from_ms(ms), id_)
+
+
+FEED = ListSpec(
+    "feed",
+    cache_keys.feed,
+    lambda r: (to_ms(r.created_at), r.shard_id, r.author_id),
+    2,
+    True,
+    lambda p: _time_id(*p),
+    struct.Struct(">qqq"),
+)
+AUTHOR = ListSpec(
+    "author",
+    cache_keys.user_shards,
+    lambda r: (to_ms(r.created_at), r.shard_id, r.author_id),
+    2,
+    True,
+    lambda p: _time_id(*p),
+    struct.Struct(">qqq"),
+)
+COMMENTS = ListSpec(
+    "comments",
+    cache_keys.comments,
+    lambda r: (to_ms(r.created_at), r.comment_id, r.author_id, r.body),
+    2,
+    False,
+    lambda p: _time_id(*p),
+)
+FOLLOWERS = ListSpec(
+    "followers",
+    cache_keys.followers,
+    lambda r: (r.follower_id, to_ms(r.created_at) if r.created_at else 0),
+    1,
+    False,
+    lambda p: p,
+    struct.Struct(">qq"),
+)
+FOLLOWING = ListSpec(
+    "following",
+    cache_keys.following,
+    lambda r: (r.followee_id, to_ms(r.created_at) if r.created_at else 0),
+    1,
+    False,
+    lambda p: p,
+    struct.Struct(">qq"),
+)
+
+OBJECT_KEYS = {"shard": cache_keys.shard, "user": cache_keys.user}
+
+
+def shard_json(r: Any) -> bytes | None:
+    """Serialise a shards_by_id row; a row without author or time is not a whole shard yet."""
+    if r.author_id is None or r.created_at is None:
+        return None
+    return dumps(
+        {
+            "id": r.shard_id,
+            "author_id": r.author_id,
+            "body": r.body,
+            "created_at": iso(to_ms(r.created_at)),
+            "like_count": r.like_count or 0,
+            "comment_count": r.comment_count or 0,
+        }
+    )
+
+
+def user_json(r: Any) -> bytes | None:
+    if r.handle is None:
+        return None
+    return dumps(
+        {
+            "id": r.user_id,
+            "handle": r.handle,
+            "follower_count": r.follower_count or 0,
+            "following_count": r.following_count or 0,
+            "shard_count": r.shard_count or 0,
+            "created_at": iso(to_ms(r.created_at)) if r.created_at else iso(0),
+        }
+    )
+
+
+SERIALISE = {"shard": shard_json, "user": user_json}
+EXISTS_SQL = {
+    "shard": "SELECT 1 FROM shards WHERE id = %s",
+    "user": "SELECT 1 FROM users WHERE id = %s",
+}
+
+
+class ReadModel:
+    """Pages and objects from Redis, falling back to Cassandra; see the module docstring."""
+
+    def __init__(self, cache: Cache, store: ReadStore, db: Database, reads: ReadSettings):
+        self.cache = cache
+        self.store = store
+        self._db = db
+        self._reads = reads
+        self.cursors = CursorCodec(reads.cursor_secret)
+        self._ttl = {
+            "feed": reads.feed_ttl_s,
+            "author": reads.feed_ttl_s,
+            "comments": reads.list_ttl_s,
+            "followers": reads.list_ttl_s,
+            "following": reads.list_ttl_s,
+        }
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def page(
+        self, spec: ListSpec, owner: int, cursor: str | None, limit: int
+    ) -> tuple[list[tuple[Any, ...]], str | None]:
+        """Return up to ``limit`` rows after ``cursor`` and the cursor after them (or None)."""
+        scope = f"{spec.name}:{owner}"
+        after = None if cursor is None else self.cursors.decode(scope, cursor, spec.pos)
+        if limit <= self._reads.window:
+            served = _from_window(self._window(spec, owner), spec, after, limit)
+            if served is not None:
+                rows, more = served
+                return rows, self._next(scope, spec, rows, more)
+        if after is None:
+            found = self.store.rows(spec.name, owner, limit + 1)
+        else:
+            found = self.store.rows(f"{spec.name}_after", owner, *spec.after(after), limit + 1)
+        rows = [spec.row(r) for r in found]
+        return rows[:limit], self._next(scope, spec, rows[:limit], len(rows) > limit)
+
+    def _next(self, scope: str, spec: ListSpec, rows: list, more: bool) -> str | None:
+        if not (more and rows):
+            return None
+        return self.cursors.encode(scope, tuple(rows[-1][: spec.pos]))
+
+    def _window(self, spec: ListSpec, owner: int) -> Window:
+        """Return the list's cached window, loading it under a lease on a miss."""
+        key = spec.key(owner)
+        entry = self.cache.get(key)
+        if entry is not None and entry[:1] == VALUE:
+            LOOKUPS.labels(spec.name, "hit").inc()
+            return spec.decode(entry)
+        LOOKUPS.labels(spec.name, "miss").inc()
+        token = None
+        if entry is None:
+            leased = self.cache.lease([key])
+            if leased is not None:
+                token, (entry,) = leased
+                if entry == b"":
+                    entry = None
+                else:
+                    token = None
+        if entry is not None and entry[:1] == LEASE:
+            (entry,) = self.cache.wait_for([key])
+        if entry is not None and entry[:1] == VALUE:
+            return spec.decode(entry)
+        window = self._load_window(spec, owner)
+        if token is not None:
+            self.cache.fill(token, [(key, spec.encode(window), self._ttl[spec.name])])
+        return window
+
+    def _load_window(self, spec: ListSpec, owner: int) -> Window:
+        size = self._reads.window
+        rows = [spec.row(r) for r in self.store.rows(spec.name, owner, size + 1)]
+        return Window(rows[:size], len(rows) <= size)
+
+    # -- objects -------------------------------------------------------------------------
+
+    def objects(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], bytes | None]:
+        """Return each (kind, id)'s JSON, or None if the read model has no such object.
+
+        One MGET for all; misses take leases, wait briefly for other loaders, and the rest
+        load from Cassandra in one concurrent batch; leased ones are written back.
+        """
+        wanted = list(dict.fromkeys(wanted))
+        keys = [OBJECT_KEYS[kind](id_) for kind, id_ in wanted]
+        entries = self.cache.get_many(keys) or [None] * len(keys)
+        out: dict[tuple[str, int], bytes | None] = {}
+        absent, waiting = [], []
+        for i, entry in enumerate(entries):
+            if entry is None:
+                absent.append(i)
+            elif entry[:1] == LEASE:
+                waiting.append(i)
+            else:
+                out[wanted[i]] = _payload(entry)
+        LOOKUPS.labels("object", "hit").inc(len(out))
+        LOOKUPS.labels("object", "miss").inc(len(absent) + len(waiting))
+        mine: set[int] = set()
+        token = b""
+        if absent:
+            leased = self.cache.lease([keys[i] for i in absent])
+            if leased is not None:  # else Redis is unavailable: load all, write nothing
+                token, found = leased
+                pending = absent
+                absent = []
+                for i, entry in zip(pending, found, strict=True):
+                    if entry == b"":
+                        mine.add(i)
+                    elif entry[:1] == LEASE:
+                        waiting.append(i)
+                    else:
+                        out[wanted[i]] = _payload(entry)
+        if waiting:
+            polled = self.cache.wait_for([keys[i] for i in waiting])
+            for i, entry in zip(waiting, polled, strict=True):
+                if entry is not None:
+                    out[wanted[i]] = _payload(entry)
+                else:
+                    absent.append(i)
+        load = sorted(mine) + absent
+        if not load:
+            return out
+        loaded = self._load_objects([wanted[i] for i in load])
+        fills = []
+        for i in load:
+            payload = loaded[wanted[i]]
+            out[wanted[i]] = payload
+            if i in mine:
+                entry = NEGATIVE if payload is None else VALUE + payload
+                ttl = self._reads.negative_ttl_s if payload is None else self._reads.object_ttl_s
+                fills.append((keys[i], entry, ttl))
+        self.cache.fill(token, fills)
+        return out
+
+    def _load_objects(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], bytes | None]:
+        results = self.store.run([(kind, (id_,)) for kind, id_ in wanted])
+        return {
+            w: (SERIALISE[w[0]](rows[0]) if rows else None)
+            for w, rows in zip(wanted, results, strict=True)
+        }
+
+    def exists(self, kind: str, id_: int) -> bool:
+        """Return True if the object is in the read model or, not yet replicated, PostgreSQL.
+
+        Only asked for an empty list's owner (to tell "no items" from "no such owner"), so
+        a brand-new user or shard gets an empty page, not a 404, before the pipeline runs.
+        """
+        if self.objects([(kind, id_)])[(kind, id_)] is not None:
+            return True
+
+        def probe(cur: Any) -> bool:
+            cur.execute(EXISTS_SQL[kind], (id_,))
+            return cur.fetchone() is not None
+
+        return self._db.run(probe)
+
+    def require(self, kind: str, id_: int, rows: list) -> None:
+        """Raise 404 when an empty first page belongs to an owner that does not exist."""
+        if not rows and not self.exists(kind, id_):
+            raise falcon.HTTPNotFound(title=f"No such {kind}", description=f"No {kind} {id_}.")
+
+
+def _payload(entry: bytes) -> bytes | None:
+    return None if entry[:1] == NEGATIVE else entry[1:]
+
+
+def _from_window(
+    w: Window, spec: ListSpec, after: tuple[int, ...] | None, limit: int
+) -> tuple[list[tuple[Any, ...]], bool] | None:
+    """Serve a page from the window, or None when it needs rows past the window's end."""
+    start = 0
+    if after is not None:
+        start = next((i for i, r in enumerate(w.rows) if spec.beyond(r, after)), len(w.rows))
+    rows = w.rows[start : start + limit]
+    end = start + len(rows)
+    if len(rows) < limit and not w.complete:
+        return None
+    return rows, end < len(w.rows) or not w.complete

@@ -1,0 +1,108 @@
+"""Query the Cassandra read model for the web workers: lazy session, prepared reads only.
+
+The session opens on first use (after gunicorn forks, never at import). A failed connect
+is remembered for ``cassandra_retry_s`` so a dead Cassandra answers 503 at once instead of
+costing a connect attempt per request; once connected, the driver reconnects by itself
+(the node comes back within its reconnection policy's 0.5..5 s). Every query is prepared
+and parameterised; pages are clustering-key range queries, never offsets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from prometheus_client import Counter
+
+from feedline.cassandra import TRANSIENT, connect
+from feedline.errors import DependencyUnavailable
+from feedline.settings import CassandraSettings, ReadSettings
+
+logger = logging.getLogger(__name__)
+
+ERRORS = Counter("feedline_read_cassandra_errors", "Read-model queries that failed")
+
+_FEED = "SELECT created_at, shard_id, author_id FROM feed_by_user WHERE user_id = ?"
+_AUTHOR = "SELECT created_at, shard_id, author_id FROM shards_by_author WHERE author_id = ?"
+_COMMENTS = (
+    "SELECT created_at, comment_id, author_id, body FROM comments_by_shard WHERE shard_id = ?"
+)
+_FOLLOWERS = "SELECT follower_id, created_at FROM followers_by_user WHERE user_id = ?"
+_FOLLOWING = "SELECT followee_id, created_at FROM following_by_user WHERE user_id = ?"
+QUERIES = {
+    "feed": _FEED + " LIMIT ?",
+    "feed_after": _FEED + " AND (created_at, shard_id) < (?, ?) LIMIT ?",
+    "author": _AUTHOR + " LIMIT ?",
+    "author_after": _AUTHOR + " AND (created_at, shard_id) < (?, ?) LIMIT ?",
+    "comments": _COMMENTS + " LIMIT ?",
+    "comments_after": _COMMENTS + " AND (created_at, comment_id) > (?, ?) LIMIT ?",
+    "followers": _FOLLOWERS + " LIMIT ?",
+    "followers_after": _FOLLOWERS + " AND follower_id > ? LIMIT ?",
+    "following": _FOLLOWING + " LIMIT ?",
+    "following_after": _FOLLOWING + " AND followee_id > ? LIMIT ?",
+    "shard": "SELECT shard_id, author_id, body, like_count, comment_count, created_at "
+    "FROM shards_by_id WHERE shard_id = ?",
+    "user": "SELECT user_id, handle, follower_count, following_count, shard_count, created_at "
+    "FROM users_by_id WHERE user_id = ?",
+}
+
+
+class ReadStore:
+    """Run the read model's prepared queries; Cassandra trouble is DependencyUnavailable."""
+
+    def __init__(self, cassandra: CassandraSettings, reads: ReadSettings):
+        self._settings = cassandra
+        self._timeout = reads.cassandra_timeout_s
+        self._retry_s = reads.cassandra_retry_s
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+        self._session: Any = None
+        self._prepared: dict[str, Any] = {}
+        self._retry_at = 0.0
+
+    def _ready(self) -> tuple[Any, dict[str, Any]]:
+        if self._session is not None:
+            return self._session, self._prepared
+        with self._lock:
+            if self._session is None:
+                if time.monotonic() < self._retry_at:
+                    raise DependencyUnavailable("cassandra", "not connected (retrying shortly)")
+                try:
+                    cluster, session = connect(self._settings, request_timeout=self._timeout)
+                    prepared = {name: session.prepare(cql) for name, cql in QUERIES.items()}
+                except Exception as exc:
+                    self._retry_at = time.monotonic() + self._retry_s
+                    ERRORS.inc()
+                    logger.warning("cassandra connect failed: %s", exc)
+                    raise DependencyUnavailable("cassandra", str(exc)[:200]) from exc
+                self._cluster, self._prepared, self._session = cluster, prepared, session
+        return self._session, self._prepared
+
+    def rows(self, name: str, *params: Any) -> list[Any]:
+        """Return every row of one prepared query."""
+        return self.run([(name, params)])[0]
+
+    def run(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
+        """Run ``(query name, binds)`` pairs concurrently; return the rows of each."""
+        session, prepared = self._ready()
+        try:
+            futures = [session.execute_async(prepared[name], tuple(p)) for name, p in queries]
+            return [list(f.result()) for f in futures]
+        except TRANSIENT as exc:
+            ERRORS.inc()
+            raise DependencyUnavailable("cassandra", type(exc).__name__) from exc
+
+    def ping(self) -> None:
+        """Probe for /health: one cheap local query (raises when Cassandra is unusable)."""
+        session, _ = self._ready()
+        try:
+            session.execute("SELECT release_version FROM system.local", timeout=self._timeout)
+        except TRANSIENT as exc:
+            raise DependencyUnavailable("cassandra", type(exc).__name__) from exc
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.shutdown()
