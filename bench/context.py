@@ -1,0 +1,59 @@
+"""What every benchmark receives: the bench environment, its processes and its sizes."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from bench.env import BenchEnv
+from bench.procs import BenchProcess
+from bench.resources import RssSampler
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each benchmark runs: the full run, or a tiny one that only proves it works."""
+
+    repeats: int = 3
+    wrk_seconds: float = 8.0
+    wrk_connections: int = 12
+    write_users: int = 200
+    write_shards: int = 2000
+    sink_events: int = 2000
+    sink_authors: int = 200
+    sink_followers: int = 10
+    fanout_sizes: tuple[int, ...] = (10, 1000, 10000, 100000)
+    fresh_users: int = 300
+    fresh_followers: int = 10
+    fresh_rates: tuple[int, ...] = (100, 200, 300, 500, 700)
+    fresh_seconds: float = 15.0
+    read_users: int = 10000
+
+
+QUICK = Sizes(
+    repeats=1,
+    wrk_seconds=1.0,
+    wrk_connections=4,
+    write_users=10,
+    write_shards=50,
+    sink_events=100,
+    sink_authors=10,
+    sink_followers=3,
+    fanout_sizes=(10, 100),
+    fresh_users=30,
+    fresh_followers=5,
+    fresh_rates=(20, 50),
+    fresh_seconds=2.0,
+    read_users=200,
+)
+
+
+@dataclass
+class Ctx:
+    env: BenchEnv
+    sizes: Sizes
+    web: BenchProcess
+    const: BenchProcess
+    pipeline: BenchProcess
+    sampler: RssSampler
+    rng: random.Random = field(default_factory=lambda: random.Random(8))

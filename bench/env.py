@@ -1,0 +1,176 @@
+"""The benchmark's private corner of the local stack: ports, keyspace, Redis db, groups.
+
+Benchmark servers never use the developer's ports (8000/8001) or consumer group. The
+read model they build lives in its own keyspace (``feedline_bench``, recreated each run)
+and the cache in its own Redis database, so a run neither reads nor disturbs the
+developer's feeds. The bench pipeline's consumer group starts at the current end of the
+CDC topics: it sees only what this run writes. PostgreSQL, Kafka and Debezium are shared
+(they are the system under test); bench users get handles starting with ``b``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from bench.procs import BenchProcess
+from feedline import settings as settings_mod
+from feedline.migrate import migrate_cassandra
+from feedline.strategies.decode import KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+KEYSPACE = "feedline_bench"
+REDIS_DB = 7
+WEB_PORT, PIPELINE_PORT, CONST_PORT, SINK_PORT = 18000, 18001, 18002, 18003
+
+
+@dataclass
+class BenchEnv:
+    """Everything a benchmark needs to reach the stack and the bench processes."""
+
+    quick: bool
+    run_id: str = field(default_factory=lambda: _base36(int(time.time())))
+    settings: settings_mod.Settings = field(default_factory=settings_mod.load)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        redis_url = re.sub(r"/\d*$", f"/{REDIS_DB}", s.redis.url)
+        self.settings = dataclasses.replace(
+            s,
+            cassandra=dataclasses.replace(s.cassandra, keyspace=KEYSPACE),
+            redis=dataclasses.replace(s.redis, url=redis_url),
+            kafka=dataclasses.replace(s.kafka, group_id=f"feedline-bench-{self.run_id}"),
+        )
+        self.work = s.stack.var_dir / "bench" / self.run_id
+        self.work.mkdir(parents=True, exist_ok=True)
+
+    # -- environment of child processes ------------------------------------------------
+
+    def child_env(self, **extra: str) -> dict[str, str]:
+        """The environment of a bench server: this run's keyspace, Redis db, group, ports."""
+        s = self.settings
+        env = dict(os.environ)
+        env.update(
+            FEEDLINE_CASSANDRA_KEYSPACE=KEYSPACE,
+            FEEDLINE_REDIS_URL=s.redis.url,
+            FEEDLINE_KAFKA_GROUP=s.kafka.group_id,
+            FEEDLINE_DLQ_TOPIC="feedline.bench.dlq",
+            FEEDLINE_PIPELINE_PORT=str(PIPELINE_PORT),
+            FEEDLINE_PIPELINE_HEALTH_URL=f"http://127.0.0.1:{PIPELINE_PORT}",
+            PYTHONPATH=str(ROOT),
+        )
+        env.update(extra)
+        return env
+
+    def gunicorn(self, name: str, app: str, port: int) -> BenchProcess:
+        """gunicorn with the product's config file, on ``port``, serving ``app``."""
+        metrics = self.work / f"metrics-{port}"
+        env = self.child_env(FEEDLINE_WEB_PORT=str(port), FEEDLINE_METRICS_DIR=str(metrics))
+        argv = [str(BIN / "gunicorn"), "-c", "python:feedline.http.gunicorn_conf", app]
+        return BenchProcess(name, argv, env, self.work / f"{name}.log", port)
+
+    def pipeline(self, name: str, port: int, **extra: str) -> BenchProcess:
+        env = self.child_env(FEEDLINE_PIPELINE_PORT=str(port), **extra)
+        argv = [sys.executable, "-m", "feedline.pipeline"]
+        return BenchProcess(name, argv, env, self.work / f"{name}.log", port)
+
+    # -- stores ---------------------------------------------------------------------
+
+    def reset_keyspace(self) -> None:
+        """Drop and recreate the bench keyspace with the product's migrations."""
+        from feedline.migrate import connect
+
+        cluster, session = connect(self.settings.cassandra, timeout=60)
+        try:
+            session.execute(f"DROP KEYSPACE IF EXISTS {KEYSPACE}", timeout=60)
+        finally:
+            cluster.shutdown()
+        migrate_cassandra(self.settings.cassandra)
+
+    def start_group_at_end(self, settings: settings_mod.Settings | None = None) -> None:
+        """Commit the group's offsets at the log end of every CDC topic (a fresh group)."""
+        kafka = (settings or self.settings).kafka
+        consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": kafka.group_id})
+        try:
+            offsets = []
+            meta = consumer.list_topics(timeout=10).topics
+            for table in KEYS:
+                topic = kafka.topic(table)
+                for p in meta[topic].partitions if topic in meta else ():
+                    _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                    offsets.append(TopicPartition(topic, p, high))
+            if offsets:
+                consumer.commit(offsets=offsets, asynchronous=False)
+        finally:
+            consumer.close()
+
+    def drop_groups(self, *groups: str) -> None:
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
+        for fut in admin.delete_consumer_groups(list(groups), request_timeout=10).values():
+            with contextlib.suppress(Exception):  # a group that never joined: leave it
+                fut.result()
+
+
+def pipeline_metrics(port: int) -> dict[str, float]:
+    """Scrape the pipeline's /metrics into {"name{labels}": value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def events_done(port: int) -> float:
+    return pipeline_metrics(port).get("feedline_events_done_total", 0.0)
+
+
+def assigned_partitions(port: int) -> int:
+    return sum(1 for k in pipeline_metrics(port) if k.startswith("feedline_consumer_lag{"))
+
+
+def wait_ready(port: int, partitions: int, timeout: float = 60.0) -> None:
+    """Wait until the pipeline reports lag for ``partitions`` partitions (it is assigned)."""
+    deadline = time.monotonic() + timeout
+    while assigned_partitions(port) < partitions:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pipeline on {port}: partitions not assigned in {timeout}s")
+        time.sleep(0.3)
+
+
+def wait_caught_up(port: int, timeout: float = 300.0) -> float:
+    """Wait until the pipeline has no lag and nothing changes for a second; return seconds."""
+    start = time.monotonic()
+    last = None
+    while time.monotonic() - start < timeout:
+        m = pipeline_metrics(port)
+        lag = sum(v for k, v in m.items() if k.startswith("feedline_consumer_lag{"))
+        seen = sum(v for k, v in m.items() if k.startswith("feedline_events_total{"))
+        state = (lag, m.get("feedline_events_done_total"), seen)
+        if lag == 0 and state == last:
+            return time.monotonic() - start
+        last = state
+        time.sleep(1.1)
+    raise RuntimeError(f"pipeline on {port} did not catch up in {timeout}s")
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"

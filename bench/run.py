@@ -1,0 +1,107 @@
+"""Run every benchmark once against the local stack: ``python -m bench.run [--quick]``.
+
+Order matters on two cores: the write API first (its wrk load leaves a CDC backlog the
+bench pipeline absorbs while the sink benchmark runs its own pipeline), then sink, fan-out,
+freshness and reads, each waiting for the bench pipeline to be caught up. Every process
+this starts is stopped in ``finally``; a failing benchmark is recorded and makes the exit
+status 1, the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+
+from bench import fanout, freshness, reads, results, sink, write_api
+from bench.context import QUICK, Ctx, Sizes
+from bench.env import CONST_PORT, PIPELINE_PORT, WEB_PORT, BenchEnv, wait_ready
+from bench.resources import RssSampler
+
+BENCHMARKS = {
+    "write_api": write_api.run,
+    "sink": sink.run,
+    "fanout": fanout.run,
+    "freshness": freshness.run,
+    "reads": reads.run,
+}
+logger = logging.getLogger("bench")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes; results in var/bench")
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset of " + ",".join(BENCHMARKS)
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s")
+    logging.getLogger("cassandra").setLevel(logging.ERROR)
+    chosen = [b for b in (args.only.split(",") if args.only else BENCHMARKS) if b]
+    started = time.monotonic()
+    env = BenchEnv(quick=args.quick)
+    doc, failed = run(env, QUICK if args.quick else Sizes(), chosen)
+    doc["minutes"] = round((time.monotonic() - started) / 60, 1)
+    if args.quick:
+        path = results.write(doc, env.work, None)
+    else:
+        path = results.write(doc, results.RESULTS, results.MARKDOWN)
+    print(results.table(doc))
+    print(f"\nresults: {path}")
+    return 1 if failed else 0
+
+
+def run(env: BenchEnv, sizes: Sizes, chosen: list[str]) -> tuple[dict, bool]:
+    doc: dict = {
+        "run_id": env.run_id,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if env.quick else "full",
+        "machine": results.machine(env.settings),
+        "benchmarks": {},
+        "notes": [],
+    }
+    failed = False
+    logger.info("run %s: fresh keyspace, bench group at the log end", env.run_id)
+    env.reset_keyspace()
+    env.start_group_at_end()
+    procs = {
+        "web": env.gunicorn("web", "feedline.http.app:get_app()", WEB_PORT),
+        "const": env.gunicorn("const", "bench.const_app:app", CONST_PORT),
+        "pipeline": env.pipeline("pipeline", PIPELINE_PORT),
+    }
+    try:
+        for p in procs.values():
+            p.start()
+        wait_ready(PIPELINE_PORT, 5 * env.settings.kafka.partitions)
+        sampler = RssSampler({"web": procs["web"], "pipeline": procs["pipeline"]})
+        time.sleep(1.0)
+        sampler.record_idle()
+        ctx = Ctx(env, sizes, procs["web"], procs["const"], procs["pipeline"], sampler)
+        for name in chosen:
+            logger.info("benchmark %s", name)
+            t0 = time.monotonic()
+            try:
+                figures, details = BENCHMARKS[name](ctx)
+                section = {"figures": [f.to_json() for f in figures], "details": details}
+            except Exception as exc:
+                failed = True
+                logger.error("benchmark %s failed: %s", name, traceback.format_exc())
+                section = {"figures": [], "error": f"{type(exc).__name__}: {exc}"}
+            section["seconds"] = round(time.monotonic() - t0, 1)
+            doc["benchmarks"][name] = section
+        doc["benchmarks"]["resources"] = {
+            "figures": [f.to_json() for f in sampler.figures()],
+            "details": {"idle_bytes": sampler.idle},
+        }
+    finally:
+        for p in reversed(procs.values()):
+            p.stop()
+        env.drop_groups(env.settings.kafka.group_id)
+    return doc, failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
