@@ -7,7 +7,7 @@ FEEDLINE := $(BIN)/feedline
 # Reinstall the venv when a requirements file or pyproject changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv up run stack-up down status clean test lint
+.PHONY: venv up run stack-up down status clean test test-failure lint
 
 venv: $(STAMP)
 
@@ -44,6 +44,10 @@ clean: venv
 ## test: the whole suite against the real stack
 test: stack-up
 	$(BIN)/pytest
+
+## test-failure: only the failure-injection suite (kills and restarts the stack's services)
+test-failure: stack-up
+	$(BIN)/pytest -m failure tests/failure
 
 ## lint: ruff check and format check
 lint: venv

@@ -25,9 +25,11 @@ from feedline.settings import Settings, load
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the stack lifecycle module (it stops and restarts the stack) after everything else."""
+    """Run the tests that break the stack after everything else: first the failure suite
+    (it kills and restarts services), then the stack lifecycle module (stops the stack)."""
     last = [i for i in items if i.module.__name__.endswith("test_stack_lifecycle")]
-    items[:] = [i for i in items if i not in last] + last
+    failure = [i for i in items if i.module.__name__.startswith("tests.failure.") and i not in last]
+    items[:] = [i for i in items if i not in last and i not in failure] + failure + last
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,245 @@
+"""Run one fault under load and measure it: visibility, recovery time, replayed events.
+
+A fault run: sign up fresh users, start the load, inject the fault, watch health and
+metrics while it lasts, heal it, stop the load, then wait for ``verify`` (scoped to the
+run's users) to report zero differences. Recovery time is measured from the moment the
+fault is healed (the service is back) to that first clean verify.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedline.settings import Settings
+from feedline.verify import verify_until_clean
+from tests.failure.load import Load
+from tests.failure.procs import Pipeline, Web, get
+
+SOURCE_TABLES = ("users", "followers", "shards", "comments", "likes")
+COUNTERS = (
+    "feedline_events_total",
+    "feedline_events_resent_total",
+    "feedline_actor_restarts_total",
+    "feedline_cassandra_retries_total",
+    "feedline_redis_failures_total",
+    "feedline_dlq_total",
+)
+
+
+class Monitor(threading.Thread):
+    """Poll health and metrics every ``interval`` s; integrate counters over restarts."""
+
+    def __init__(self, pipelines: list[Pipeline], web: Web, interval: float = 0.5):
+        super().__init__(name="monitor", daemon=True)
+        self.pipelines, self.web, self.interval = pipelines, web, interval
+        self.observed: Counter[str] = Counter()
+        self._last: dict[tuple[int, str], float] = {}
+        self._base: dict[str, float] = Counter()
+        self._pids: dict[int, int | None] = {}
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+
+    def totals(self) -> dict[str, float]:
+        """Counter totals summed over pipelines and over their process restarts."""
+        with self._lock:
+            out = Counter(self._base)
+            for (_, name), value in self._last.items():
+                out[name] += value
+            return dict(out)
+
+    def sample(self) -> None:
+        for i, p in enumerate(self.pipelines):
+            pid = p.worker_pid()
+            metrics = p.metrics()
+            with self._lock:
+                if pid != self._pids.get(i):  # a new process: its counters start at 0
+                    for name in COUNTERS:
+                        self._base[name] += self._last.pop((i, name), 0.0)
+                    self._pids[i] = pid
+                if metrics is not None:
+                    for name in COUNTERS:
+                        self._last[(i, name)] = metrics.get(name, 0.0)
+            report = p.actors()
+            if report is None:
+                self.observed["pipeline: unreachable"] += 1
+            for problem in (report or {}).get("problems", []):
+                self.observed[f"pipeline: {problem}"] += 1
+        status, body = get(self.web.url + "/health")
+        if status != 200:
+            failing = [n for n, c in (body or {}).get("checks", {}).items() if not c.get("ok")]
+            self.observed[f"web /health {status}: {','.join(failing) or '?'} down"] += 1
+        status, _ = get(self.web.url + "/health/actors")
+        if status != 200:
+            self.observed[f"web /health/actors {status}"] += 1
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            try:
+                self.sample()
+            except Exception as exc:  # a probe must never kill the monitor
+                self.observed[f"monitor error {type(exc).__name__}"] += 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+    def saw(self, *words: str) -> bool:
+        return any(all(w in o for w in words) for o in self.observed)
+
+
+class CdcTail(threading.Thread):
+    """Count change events appended to the CDC topics, and duplicates among them.
+
+    A duplicate is a second event with the same topic, key, LSN and op: Debezium
+    re-publishing a stretch of changes after a crash of Kafka Connect.
+    """
+
+    def __init__(self, settings: Settings):
+        super().__init__(name="cdc-tail", daemon=True)
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap,
+                                  "group.id": f"failure-tail-{uuid.uuid4().hex}",
+                                  "enable.auto.commit": False})  # fmt: skip
+        assigned = []
+        for table in SOURCE_TABLES:
+            topic = settings.kafka.topic(table)
+            meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+            for p in meta.partitions:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                assigned.append(TopicPartition(topic, p, high))
+        self.consumer.assign(assigned)
+        self.messages = 0
+        self.duplicates = 0
+        self._seen: set[tuple[Any, ...]] = set()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                for msg in self.consumer.consume(500, 0.2):
+                    if msg.error():
+                        continue
+                    self.messages += 1
+                    if msg.value() is None:
+                        continue
+                    value = json.loads(msg.value())
+                    ident = (msg.topic(), msg.key(), value.get("source", {}).get("lsn"),
+                             value.get("op"))  # fmt: skip
+                    if ident in self._seen:
+                        self.duplicates += 1
+                    self._seen.add(ident)
+        finally:
+            self.consumer.close()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+
+
+@dataclass
+class FaultResult:
+    name: str
+    recovery_s: float
+    cdc_events: int
+    cdc_duplicates: int
+    consumed: int
+    redelivered: int
+    resent: int
+    restarts: int
+    cassandra_retries: int
+    redis_failures: int
+    dead_lettered: int
+    requests: dict[str, int]
+    observed: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        r = self.requests
+        return (
+            f"{self.name:<22} recovery {self.recovery_s:6.1f} s | CDC events {self.cdc_events:5d}"
+            f" (Debezium duplicates {self.cdc_duplicates}) | consumed {self.consumed:5d},"
+            f" replayed {self.redelivered:4d}, resent {self.resent:4d} | restarts"
+            f" {self.restarts}, cassandra retries {self.cassandra_retries}, redis failures"
+            f" {self.redis_failures}, DLQ {self.dead_lettered} | API {r['ok']}/{r['requests']}"
+            f" ok, {r['failed']} failed"
+        )
+
+
+@dataclass
+class FaultRun:
+    """Everything one fault run needs; ``run`` does it and returns the measurements."""
+
+    settings: Settings
+    web: Web
+    pipelines: list[Pipeline]
+    users: int = 8
+    warmup_s: float = 4.0
+    cooldown_s: float = 4.0
+    recovery_bound_s: float = 240.0
+
+    def run(
+        self,
+        name: str,
+        inject: Callable[[], None],
+        heal: Callable[[], None],
+        during: Callable[[Monitor], None] | None = None,
+    ) -> tuple[FaultResult, Monitor, Load]:
+        load = Load(self.web.url)
+        load.signup(self.users)
+        monitor = Monitor(self.pipelines, self.web)
+        monitor.sample()
+        before = monitor.totals()
+        tail = CdcTail(self.settings)
+        tail.start()
+        monitor.start()
+        load.start()
+        try:
+            time.sleep(self.warmup_s)
+            inject()
+            try:
+                if during is not None:
+                    during(monitor)
+            finally:
+                heal()
+            healed = time.monotonic()
+            time.sleep(self.cooldown_s)
+        finally:
+            load.stop()
+        try:
+            report = verify_until_clean(
+                self.settings, load.user_ids, self.recovery_bound_s, interval_s=0.5,
+                progress=False,
+            )  # fmt: skip
+            recovery = time.monotonic() - healed
+            time.sleep(1.0)  # let the tail and the metrics see the last events
+            monitor.sample()
+        finally:
+            monitor.stop()
+            tail.stop()
+        assert report.clean, "\n".join([report.summary(), *map(str, report.differences[:50])])
+        after = monitor.totals()
+        delta = {k: int(after.get(k, 0) - before.get(k, 0)) for k in COUNTERS}
+        consumed = delta["feedline_events_total"]
+        result = FaultResult(
+            name=name,
+            recovery_s=recovery,
+            cdc_events=tail.messages,
+            cdc_duplicates=tail.duplicates,
+            consumed=consumed,
+            redelivered=max(0, consumed - tail.messages),
+            resent=delta["feedline_events_resent_total"],
+            restarts=delta["feedline_actor_restarts_total"],
+            cassandra_retries=delta["feedline_cassandra_retries_total"],
+            redis_failures=delta["feedline_redis_failures_total"],
+            dead_lettered=delta["feedline_dlq_total"],
+            requests=load.tally(),
+            observed=sorted(monitor.observed),
+        )
+        return result, monitor, load
