@@ -139,11 +139,15 @@ def events_done(port: int) -> float:
 
 
 def assigned_partitions(port: int) -> int:
-    return sum(1 for k in pipeline_metrics(port) if k.startswith("feedline_consumer_lag{"))
+    """Count the PartitionConsumer actors in the live tree (one per assigned partition)."""
+    url = f"http://127.0.0.1:{port}/health/actors"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    return text.count('"id": "partition:')
 
 
 def wait_ready(port: int, partitions: int, timeout: float = 60.0) -> None:
-    """Wait until the pipeline reports lag for ``partitions`` partitions (it is assigned)."""
+    """Wait until the pipeline runs a consumer actor for each of ``partitions``."""
     deadline = time.monotonic() + timeout
     while assigned_partitions(port) < partitions:
         if time.monotonic() > deadline:

@@ -23,8 +23,8 @@ class RssSampler:
         self.idle: dict[str, int] = {}
         self.peaks: dict[tuple[str, str], int] = {}  # (process, phase) -> bytes
 
-    def record_idle(self) -> None:
-        self.idle = {name: p.rss_bytes() for name, p in self._procs.items()}
+    def record_idle(self, procs: dict[str, BenchProcess] | None = None) -> None:
+        self.idle.update({name: p.rss_bytes() for name, p in (procs or self._procs).items()})
 
     @contextlib.contextmanager
     def phase(self, name: str, procs: dict[str, BenchProcess] | None = None) -> Iterator[None]:
