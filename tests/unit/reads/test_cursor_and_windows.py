@@ -1,0 +1,111 @@
+"""Cursors round-trip and refuse forgeries; windows serve exactly the pages they can."""
+
+from __future__ import annotations
+
+import time
+
+import falcon
+import pytest
+
+from feedline.http.cache import Breaker
+from feedline.http.cursor import CursorCodec
+from feedline.http.read_model import COMMENTS, FEED, FOLLOWERS, Window, _from_window
+from feedline.http.token_cache import TokenCache
+
+codec = CursorCodec("secret")
+
+
+def test_cursor_round_trips_in_its_scope():
+    cursor = codec.encode("feed:1", (1_700_000_000_123, 42))
+    assert codec.decode("feed:1", cursor, 2) == (1_700_000_000_123, 42)
+    assert "=" not in cursor and "/" not in cursor and "+" not in cursor
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"),  # tag changed
+        lambda c: "A" + c[1:] if c[0] != "A" else "B" + c[1:],  # position changed
+        lambda c: c + "AAAA",  # wrong length
+        lambda c: "not base64 !!",
+        lambda c: "",
+        lambda c: "é",
+    ],
+)
+def test_forged_or_malformed_cursor_is_a_400(mangle):
+    cursor = codec.encode("feed:1", (5, 6))
+    with pytest.raises(falcon.HTTPBadRequest):
+        codec.decode("feed:1", mangle(cursor), 2)
+
+
+def test_cursor_of_another_list_or_secret_is_refused():
+    cursor = codec.encode("feed:1", (5, 6))
+    with pytest.raises(falcon.HTTPBadRequest):
+        codec.decode("feed:2", cursor, 2)
+    with pytest.raises(falcon.HTTPBadRequest):
+        CursorCodec("other").decode("feed:1", cursor, 2)
+
+
+def desc_rows(n):
+    return [(1000 - i, 500 - i, 7) for i in range(n)]
+
+
+def test_window_serves_first_page_and_pages_inside_it():
+    w = Window(desc_rows(100), complete=False)
+    rows, more = _from_window(w, FEED, None, 20)
+    assert rows == w.rows[:20] and more
+    rows, more = _from_window(w, FEED, w.rows[19][:2], 30)
+    assert rows == w.rows[20:50] and more
+    # The last full page of an incomplete window: more may follow, from Cassandra.
+    rows, more = _from_window(w, FEED, w.rows[79][:2], 20)
+    assert rows == w.rows[80:] and more
+    assert _from_window(w, FEED, w.rows[89][:2], 20) is None
+    assert _from_window(w, FEED, (1, 1), 20) is None  # past the window
+
+
+def test_complete_window_ends_the_list():
+    w = Window(desc_rows(30), complete=True)
+    rows, more = _from_window(w, FEED, w.rows[9][:2], 50)
+    assert rows == w.rows[10:] and not more
+    assert _from_window(w, FEED, w.rows[-1][:2], 5) == ([], False)
+
+
+def test_cursor_older_than_new_head_items_skips_them():
+    w = Window([(2000, 1, 7), *desc_rows(10)], complete=True)  # a newer item arrived
+    rows, _ = _from_window(w, FEED, (1000 - 4, 500 - 4), 3)
+    assert rows == desc_rows(10)[5:8]
+
+
+def test_ascending_lists_compare_the_other_way():
+    w = Window([(i, 0) for i in range(1, 11)], complete=True)
+    rows, more = _from_window(w, FOLLOWERS, (3,), 4)
+    assert rows == [(4, 0), (5, 0), (6, 0), (7, 0)] and more
+
+
+def test_window_codecs_round_trip():
+    w = Window(desc_rows(3), complete=True)
+    assert FEED.decode(FEED.encode(w)) == w
+    c = Window([(1, 2, 3, "body ü")], complete=False)
+    assert COMMENTS.decode(COMMENTS.encode(c)) == c
+
+
+def test_breaker_skips_then_lets_one_probe_through():
+    b = Breaker(0.05, 0.2)
+    assert b.allow()
+    b.failure(ConnectionError("down"))
+    assert not b.allow()
+    time.sleep(0.06)
+    assert b.allow()  # the probe
+    assert not b.allow()  # the others keep skipping while it runs
+    b.success()
+    assert b.allow() and not b.failing
+
+
+def test_token_cache_expires_and_is_bounded():
+    cache = TokenCache(ttl_s=0.05, max_size=2)
+    cache.put(b"a", 1)
+    cache.put(b"b", 2)
+    cache.put(b"c", 3)
+    assert cache.get(b"a") is None and cache.get(b"c") == 3
+    time.sleep(0.06)
+    assert cache.get(b"c") is None
