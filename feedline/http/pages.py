@@ -16,7 +16,13 @@ DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 
 def params(req: falcon.Request) -> tuple[int, str | None]:
-    """Return ``(limit, cursor)``; a limit outside 1..100 or not an integer is a 400."""
+    """Return ``(limit, cursor)``; a bad limit or an unknown query parameter is a 400."""
+    unknown = sorted(set(req.params) - {"limit", "cursor"})
+    if unknown:
+        raise falcon.HTTPBadRequest(
+            title="Unknown query parameter",
+            description=f"Only limit and cursor are accepted, not {', '.join(unknown)[:100]}.",
+        )
     limit = req.get_param_as_int("limit", min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     return limit, req.get_param("cursor")
 
