@@ -211,7 +211,8 @@ class KafkaConsumer(SupervisedActor):
         if time.monotonic() >= self._next_tick:
             self._next_tick = time.monotonic() + 1.0
             for owner in list(self._owners.values()):
-                tell_quietly(owner, Tick())
+                if owner is not None:  # None until its PartitionConsumer has started
+                    tell_quietly(owner, Tick())
 
     def _dispatch(self, tp: TP, records: list[Record]) -> None:
         if tp not in self._owners:
