@@ -52,3 +52,12 @@ test-failure: stack-up
 ## lint: ruff check and format check
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+## bench: every benchmark beside its baseline (stack-up first); writes bench/results/<date>.json
+## and BENCHMARKS.md
+bench: stack-up
+	$(BIN)/python -m bench.run
+
+## bench-quick: each benchmark at a tiny size (results under var/bench/ only)
+bench-quick: stack-up
+	$(BIN)/python -m bench.run --quick

@@ -44,7 +44,7 @@ QUICK = Sizes(
     fresh_followers=5,
     fresh_rates=(20, 50),
     fresh_seconds=2.0,
-    read_users=200,
+    read_users=500,
 )
 
 

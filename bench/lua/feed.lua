@@ -6,7 +6,7 @@ function init(args)
   seed_rng()
   tokens = read_lines(args[1])
   mode = args[2] or "hot"
-  next_i = tid or 1
+  next_i = (tonumber(args[3]) or 1) + (tid or 1) - 1
   if mode == "zipf" then
     cdf, total = {}, 0
     for r = 1, #tokens do total = total + 1 / r; cdf[r] = total end
