@@ -158,6 +158,8 @@ class FaultResult:
     redis_failures: int
     dead_lettered: int
     requests: dict[str, int]
+    cache_entries: int
+    last_difference: str = ""
     observed: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -167,9 +169,18 @@ class FaultResult:
             f" (Debezium duplicates {self.cdc_duplicates}) | consumed {self.consumed:5d},"
             f" replayed {self.redelivered:4d}, resent {self.resent:4d} | restarts"
             f" {self.restarts}, cassandra retries {self.cassandra_retries}, redis failures"
-            f" {self.redis_failures}, DLQ {self.dead_lettered} | API {r['ok']}/{r['requests']}"
-            f" ok, {r['failed']} failed"
+            f" {self.redis_failures}, DLQ {self.dead_lettered} | API writes {r['ok']}/"
+            f"{r['requests']} ok, {r['failed']} failed, {r['reads']} reads | cache entries"
+            f" checked {self.cache_entries} | seen: {self.seen()}"
+            + (f" | last difference at {self.last_difference}" if self.last_difference else "")
         )
+
+    def seen(self) -> str:
+        """What health said while the fault lasted: one sample per kind of observation."""
+        kinds: dict[str, str] = {}
+        for text in self.observed:
+            kinds.setdefault(text.split(":")[0] + ":" + text.split(":")[1][:12], text[:70])
+        return "; ".join(sorted(kinds.values())[:4]) or "nothing"
 
 
 @dataclass
@@ -212,15 +223,25 @@ class FaultRun:
             time.sleep(self.cooldown_s)
         finally:
             load.stop()
+        import redis
+
+        cache = redis.Redis.from_url(self.settings.redis.url, socket_timeout=5)
+        last_diff: list[str] = []
+
+        def attempt(r: Any) -> None:
+            if r.differences:
+                last_diff[:] = [f"{time.monotonic() - healed:.1f}s {r.differences[0]}"[:160]]
+
         try:
             report = verify_until_clean(
                 self.settings, load.user_ids, self.recovery_bound_s, interval_s=0.5,
-                progress=False,
+                progress=False, redis_client=cache, on_attempt=attempt,
             )  # fmt: skip
             recovery = time.monotonic() - healed
             time.sleep(1.0)  # let the tail and the metrics see the last events
             monitor.sample()
         finally:
+            cache.close()
             monitor.stop()
             tail.stop()
         assert report.clean, "\n".join([report.summary(), *map(str, report.differences[:50])])
@@ -240,6 +261,8 @@ class FaultRun:
             redis_failures=delta["feedline_redis_failures_total"],
             dead_lettered=delta["feedline_dlq_total"],
             requests=load.tally(),
+            cache_entries=report.cache_entries,
+            last_difference=last_diff[0] if last_diff else "",
             observed=sorted(monitor.observed),
         )
         return result, monitor, load

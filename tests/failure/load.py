@@ -111,7 +111,16 @@ class Load:
             shard = self._rng.choice(list(self.shards)) if self.shards else None
             mine = [s for s, a in self.shards.items() if a == me]
             roll = self._rng.random()
-        if roll < 0.30 or shard is None:
+            read = self._rng.random() < 0.2
+        if read:  # fills the read path's cache, which verify then checks too
+            op, target = "read", me
+            path = self._rng.choice(
+                ["/v1/feed", f"/v1/users/{other}", f"/v1/users/{me}/shards",
+                 f"/v1/users/{other}/followers", f"/v1/users/{me}/following",
+                 *([f"/v1/shards/{shard}", f"/v1/shards/{shard}/comments"] if shard else [])]
+            )  # fmt: skip
+            status, _ = self.call("GET", path, token)
+        elif roll < 0.30 or shard is None:
             op, target = "post", me
             status, body = self.call("POST", "/v1/shards", token, {"body": secrets.token_hex(8)})
             if status == 201:
@@ -152,6 +161,9 @@ class Load:
         return outcome
 
     def tally(self) -> dict[str, int]:
-        ok = sum(1 for o in self.outcomes if 200 <= o.status < 300)
-        failed = sum(1 for o in self.outcomes if o.status == 0 or o.status >= 500)
-        return {"requests": len(self.outcomes), "ok": ok, "failed": failed}
+        """Count the writes (reads are not judged) and how many were acknowledged."""
+        writes = [o for o in self.outcomes if o.op != "read"]
+        ok = sum(1 for o in writes if 200 <= o.status < 300)
+        failed = sum(1 for o in writes if o.status == 0 or o.status >= 500)
+        reads = len(self.outcomes) - len(writes)
+        return {"requests": len(writes), "ok": ok, "failed": failed, "reads": reads}
