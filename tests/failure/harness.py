@@ -179,7 +179,7 @@ class FaultResult:
         """What health said while the fault lasted: one sample per kind of observation."""
         kinds: dict[str, str] = {}
         for text in self.observed:
-            kinds.setdefault(text.split(":")[0] + ":" + text.split(":")[1][:12], text[:70])
+            kinds.setdefault(text[:24], text[:70])
         return "; ".join(sorted(kinds.values())[:4]) or "nothing"
 
 
