@@ -50,7 +50,8 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
             times, bases, verified = [], [], []
             for _ in range(repeats):
                 wait_caught_up(PIPELINE_PORT)
-                t, ok = _one(ctx, session, check, author, followers)
+                with ctx.sampler.phase(f"fan-out {size:,}", {"pipeline": ctx.pipeline}):
+                    t, ok = _one(ctx, session, check, author, followers)
                 times.append(t)
                 verified.append(ok)
                 bases.append(_baseline(session, insert, author.id, followers))

@@ -30,6 +30,7 @@ from feedline.strategies.decode import KEYS, parse_timestamptz
 
 MIX = (("shard", 30), ("like", 30), ("comment", 20), ("follow", 10), ("unfollow", 10))
 SAMPLES_PER_S = 40
+UNFOLLOW_AFTER_S = 5.0
 QUERIES = {
     "shard": "SELECT shard_id FROM feed_by_user WHERE user_id = ? AND created_at = ?"
     " AND shard_id = ?",
@@ -83,7 +84,9 @@ class Workload:
         for f, e in edges:
             self.followers_of[e].append(f)
         self.edges = set(edges)
-        self.churn: list[tuple[int, int]] = []
+        # Edges this load followed, with when: unfollowed only after UNFOLLOW_AFTER_S, so an
+        # unfollow does not overtake its own follow (and the follow's probe sees its row).
+        self.churn: list[tuple[int, int, float]] = []
         self.shards = list(shards)
         self.liked: set[tuple[int, int]] = set()
         # Pairs ever followed by this load: never followed again, so a follow cannot race
@@ -98,7 +101,7 @@ class Workload:
         rng = random.Random(i)
         kind = rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
         with self.lock:
-            if kind == "unfollow" and not self.churn:
+            if kind == "unfollow" and not self._ripe():
                 kind = "follow"
             args = getattr(self, f"_pick_{kind}")(rng)
         ok, probe = getattr(self, f"_do_{kind}")(http, *args)
@@ -131,8 +134,13 @@ class Workload:
         self.touched.add((u, v))
         return (u, v)
 
+    def _ripe(self) -> int:
+        """How many churn edges (oldest first) are old enough to unfollow."""
+        cutoff = time.monotonic() - UNFOLLOW_AFTER_S
+        return sum(1 for *_, t in self.churn if t < cutoff)
+
     def _pick_unfollow(self, rng):
-        u, v = self.churn.pop(rng.randrange(len(self.churn)))
+        u, v, _ = self.churn.pop(rng.randrange(self._ripe()))
         self.edges.discard((u, v))
         return (u, v)
 
@@ -168,7 +176,7 @@ class Workload:
         r = http.call("PUT", f"/v1/following/{v}", self.tokens[u])
         if r.status == 204:
             with self.lock:
-                self.churn.append((u, v))
+                self.churn.append((u, v, time.monotonic()))
         return r.status == 204, self._probe("follow", (u, v), ("followers", (u, v)))
 
     def _do_unfollow(self, http, u, v):

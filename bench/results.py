@@ -19,6 +19,41 @@ from typing import Any
 from bench.env import ROOT
 
 RESULTS = ROOT / "bench" / "results"
+METHOD = """\
+- **write_api**: wrk, 2 threads x `wrk_connections` for `wrk_seconds`, against the product
+  API and the constant Falcon app (`bench/const_app.py`) served by the same
+  `feedline/http/gunicorn_conf.py` (3 sync workers), alternating within each repeat.
+  create-shard posts as random pre-created users (real bearer tokens); like picks a random
+  (user, shard) out of 200 x 2,000, so nearly every request is a real insert. wrk is closed
+  loop, so its p99 includes queueing at saturation. *At half peak*: an open-loop Python
+  client (wrk2 is not packaged) sends at 0.5x the measured peak and times each request
+  from when it was due (no coordinated omission); the constant app at the same rate is
+  its baseline.
+- **sink**: a dedicated pipeline process (own topics, own group) consumes a burst of N
+  Debezium-shaped shard creates whose authors have 10 followers each (13 rows per
+  event, plus the fan-out reads); events/s = N / (burst produced -> N more events done,
+  from the pipeline's `feedline_events_done_total`). Baseline: the same rows for N other
+  shards, prepared statements + `execute_concurrent` (64 in flight), no Kafka, no actors.
+- **freshness**: open-loop mixed load through the API (30% shards, 30% likes, 20%
+  comments, 10% follows, 10% unfollows; 300 users following 10 others each). About 40
+  writes/s are sampled and polled every 40 ms until visible in Cassandra (a shard in a
+  follower's feed_by_user, a like/comment/follow row, an unfollow gone). Baseline: the
+  same writes' 2xx -> change event on Kafka (Debezium's share). A rate passes when it was
+  sent at >= 90% of target, nothing timed out (10 s) and p99 < 1 s.
+- **fanout**: followers written directly into followers_by_user (100,000 follows through
+  the API would take longer than the measurement); the clock runs from the API's 201 for
+  the shard to the first poll where the pipeline has finished its events and a sample of
+  followers has the row; then every follower is checked (a 2,000 sample above 10,000).
+  Baseline: the same feed rows with the driver alone. Growth: log-log slope over sizes
+  >= 1,000 (1.0 = linear); ratios per 10x are in the JSON.
+- **reads**: users' feeds (20 items) and a shard pool are written directly into the
+  bench keyspace; hit = a few users over and over; miss = each user once after
+  FLUSHDB (feed window, hydrated shards and profiles all cold at first); Zipf = P(rank r)
+  ~ 1/r over all users for `wrk_seconds` after a warm-up as long, hit ratio of feed
+  windows from the web's own `feedline_read_cache` counters.
+- **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
+  ran, beside the same process's RSS idle after start.
+"""
 MARKDOWN = ROOT / "BENCHMARKS.md"
 
 
@@ -148,7 +183,20 @@ Linux {m["kernel"]}. {versions}.
 
 {table(doc)}
 
-## Notes
+## What the figures mean
 
-{notes}
+{METHOD}\n{notes}
 """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render BENCHMARKS.md from a results JSON (after editing the notes or the layout)."""
+    import sys
+
+    path = Path((argv or sys.argv[1:])[0]).resolve()
+    MARKDOWN.write_text(render(json.loads(path.read_text()), path.relative_to(ROOT)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
