@@ -20,7 +20,14 @@ import time
 from typing import Any
 
 from feedline import cassandra
-from feedline.actors.messages import DeadLetter, InjectFailure, InvalidateBatch, Work, WriteBatch
+from feedline.actors.messages import (
+    DeadLetter,
+    Flush,
+    InjectFailure,
+    InvalidateBatch,
+    Work,
+    WriteBatch,
+)
 from feedline.actors.router import Router
 from feedline.errors import DependencyUnavailable
 from feedline.fanout import Expander, PreparedStatements
@@ -59,6 +66,7 @@ class CassandraWriter(SupervisedActor):
         self._batch: list[Work] = []
         self._processed = 0
         self._last_error: str | None = None
+        self._flush_queued = False
 
     def on_start(self) -> None:
         # Connect lazily (first flush) so a Cassandra outage does not fail the tree's start:
@@ -94,6 +102,16 @@ class CassandraWriter(SupervisedActor):
         if isinstance(message, WriteBatch):
             self._batch.extend(message.items)
             if len(self._batch) >= self._pipeline.batch_max_size or self.actor_inbox.empty():
+                self._flush()
+            elif not self._flush_queued:
+                # What waits in the inbox may not be a WriteBatch (a health() call is
+                # handled by pykka without on_receive): queue a Flush behind it, or the
+                # batch would sit until the next WriteBatch (30 s resend when load stops).
+                self._flush_queued = True
+                self.actor_ref.tell(Flush())
+        elif isinstance(message, Flush):
+            self._flush_queued = False
+            if self._batch:
                 self._flush()
         elif isinstance(message, InjectFailure):
             raise RuntimeError(message.reason)

@@ -109,6 +109,11 @@ class Drain:
 
 
 @dataclass(frozen=True)
+class Flush:
+    """Writer to itself: flush the batch it deferred while other messages were queued."""
+
+
+@dataclass(frozen=True)
 class Tick:
     """Periodic nudge: report progress and re-send events a restart may have dropped."""
 
