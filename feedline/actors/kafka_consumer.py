@@ -105,6 +105,7 @@ class KafkaConsumer(SupervisedActor):
         self._next_tick = 0.0
         self._polled = 0
         self._kafka_error: str | None = None
+        self._next_error_log = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -378,8 +379,13 @@ class KafkaConsumer(SupervisedActor):
                         self._metrics.lag.labels(topic, pid).set(lag)
 
     def _on_error(self, error: Any) -> None:
-        self._kafka_error = str(error)
-        logger.warning("kafka: %s", error)
+        """Record the error for health; log it when it changes or every 10 s, not per poll."""
+        text = str(error)
+        now = time.monotonic()
+        if text != self._kafka_error or now >= self._next_error_log:
+            logger.warning("kafka: %s", text)
+            self._next_error_log = now + 10.0
+        self._kafka_error = text
 
 
 def _describe_tps(tps: Any) -> str:

@@ -7,8 +7,11 @@ all connect on first use, inside the worker).
 
 from __future__ import annotations
 
+import urllib.request
+
 import falcon
 
+from feedline.connector.register import state as connector_state
 from feedline.db import Database
 from feedline.http import error_handlers
 from feedline.http.auth import AuthMiddleware
@@ -60,5 +63,22 @@ def get_app() -> falcon.App:
         Check("cassandra", reads.store.ping),
         # Reads go on without Redis (from Cassandra): "degraded", but still 200.
         Check("redis", reads.cache.ping, critical=False),
+        # Writes go on without change capture or the pipeline; feeds only lag: degraded.
+        Check("change_capture", lambda: _connector_running(settings), critical=False),
+        Check("pipeline", lambda: _pipeline_up(settings), critical=False),
     ]
     return create_app(Deps(settings=settings, db=db, reads=reads, checks=checks))
+
+
+def _connector_running(settings: Settings) -> None:
+    """Raise unless the Debezium connector and its task run (Kafka Connect's REST API)."""
+    state = connector_state(settings)
+    if state != "RUNNING":
+        raise RuntimeError(f"connector {settings.connect.connector_name}: {state}")
+
+
+def _pipeline_up(settings: Settings) -> None:
+    """Raise unless the pipeline process answers on its health port."""
+    url = settings.web.pipeline_health_url.rstrip("/") + "/health"
+    with urllib.request.urlopen(url, timeout=2.0) as resp:  # noqa: S310 (settings URL)
+        resp.read()
