@@ -228,4 +228,4 @@ class CassandraWriter(SupervisedActor):
                 self._metrics.cassandra_retries.inc()
                 logger.warning("cassandra %s failed (%s); retrying in %.1fs", what, exc, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 1.0)

@@ -50,7 +50,7 @@ class PartitionConsumer(SupervisedActor):
         adapters: Router,
         epoch: RestartEpoch,
         metrics: Any = None,
-        resend_after_s: float = 30.0,
+        resend_after_s: float = 300.0,
         *,
         link: ChildLink | None = None,
     ):
@@ -124,7 +124,11 @@ class PartitionConsumer(SupervisedActor):
         self._answer_drain()
 
     def _resend_stale(self) -> None:
-        """Re-send pending events handed out before a restart, or long ago."""
+        """Re-send pending events handed out before a restart, or very long ago.
+
+        The epoch covers every known way to lose a message (a restart); the timer is only
+        a safety net, kept long so that a slow outage does not pile up duplicates.
+        """
         now = time.monotonic()
         epoch = self._epoch.value
         stale = [

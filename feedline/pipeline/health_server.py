@@ -29,12 +29,27 @@ from feedline.supervisors import Describe, WhichChild, snapshot
 logger = logging.getLogger(__name__)
 
 
-def actors_report(root: Any, timeout: float = 1.0) -> dict[str, Any]:
-    """Return the tree plus a one-word status: ok, or degraded with the reasons."""
+def actors_report(
+    root: Any, metrics: PipelineMetrics | None = None, timeout: float = 1.0
+) -> dict[str, Any]:
+    """Return the tree plus a one-word status: ok, or degraded with the reasons.
+
+    Dependencies come from the metrics as well as from the actors: an actor blocked
+    retrying a dead Cassandra cannot answer, but it has already flagged the outage.
+    """
     tree = snapshot(root, timeout=timeout)
-    problems: list[str] = []
+    problems = [f"{dep}: down" for dep in _down_dependencies(metrics)] if metrics else []
     _collect_problems(tree, problems)
     return {"status": "degraded" if problems else "ok", "problems": problems, "tree": tree}
+
+
+def _down_dependencies(metrics: PipelineMetrics) -> list[str]:
+    down = []
+    for family in metrics.dependency_up.collect():
+        for sample in family.samples:
+            if sample.value == 0:
+                down.append(sample.labels["dependency"])
+    return sorted(down)
 
 
 def _collect_problems(node: dict[str, Any], problems: list[str]) -> None:
@@ -102,7 +117,7 @@ def _handler(
             if path == "/health":
                 self._json(200, {"status": "ok"})
             elif path == "/health/actors":
-                report = actors_report(root())
+                report = actors_report(root(), metrics)
                 self._json(200, report)
             elif path == "/metrics":
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(metrics.registry))
