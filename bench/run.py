@@ -10,6 +10,7 @@ status 1, the others still run.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated subset of " + ",".join(BENCHMARKS)
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the chosen sections in today's results JSON (with a note)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s")
     logging.getLogger("cassandra").setLevel(logging.ERROR)
@@ -48,10 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         path = results.write(doc, env.work, None)
     else:
+        if args.merge:
+            doc = _merge(doc, chosen)
         path = results.write(doc, results.RESULTS, results.MARKDOWN)
     print(results.table(doc))
     print(f"\nresults: {path}")
     return 1 if failed else 0
+
+
+def _merge(new: dict, chosen: list[str]) -> dict:
+    """Put this run's sections into today's full run, saying which run measured them."""
+    path = results.RESULTS / f"{new['date'][:10]}.json"
+    doc = json.loads(path.read_text())
+    for name in chosen:
+        doc["benchmarks"][name] = {**new["benchmarks"][name], "run_id": new["run_id"]}
+    old = doc["benchmarks"].setdefault("resources", {"figures": []})
+    fresh = {f["key"]: f for f in new["benchmarks"]["resources"]["figures"]}
+    old["figures"] = [f for f in old["figures"] if f["key"] not in fresh] + list(fresh.values())
+    doc.setdefault("notes", []).append(
+        f"{', '.join(chosen)} (and their RSS figures) were measured by run {new['run_id']} "
+        f"at {new['date']}, merged into run {doc['run_id']} (`--merge`)."
+    )
+    return doc
 
 
 def run(env: BenchEnv, sizes: Sizes, chosen: list[str]) -> tuple[dict, bool]:
