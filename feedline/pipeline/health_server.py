@@ -83,12 +83,11 @@ def find_actor(root: Any, child_id: str, timeout: float = 2.0) -> Any:
 
 
 class HealthServer:
-    """Own the HTTP server thread; ``root`` is the live root supervisor's ref."""
+    """Own the HTTP server thread that reports on the tree under the root supervisor."""
 
-    def __init__(
-        self, host: str, port: int, root: Any, metrics: PipelineMetrics, fault_injection: bool
-    ):
-        handler = _handler(lambda: root, metrics, fault_injection)
+    def __init__(self, host: str, port: int, metrics: PipelineMetrics, fault_injection: bool):
+        self._root: Any = None
+        handler = _handler(lambda: self._root, metrics, fault_injection)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -99,12 +98,15 @@ class HealthServer:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def start(self) -> HealthServer:
+    def start(self, root: Any) -> HealthServer:
+        """Serve the tree under ``root`` (the port is bound already, at construction)."""
+        self._root = root
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
 

@@ -33,11 +33,18 @@ def run(settings: Settings, stop: threading.Event) -> int:
     """Run until ``stop`` is set; return the process exit code."""
     metrics = PipelineMetrics()
     epoch = RestartEpoch()
-    root = tree.start(settings, metrics, epoch)
     pipeline = settings.pipeline
+    # Bind the health port before starting any actor: a taken port fails fast, instead
+    # of leaving a running actor tree in a process that cannot report on it.
     server = HealthServer(
-        pipeline.health_host, pipeline.health_port, root, metrics, pipeline.fault_injection
-    ).start()
+        pipeline.health_host, pipeline.health_port, metrics, pipeline.fault_injection
+    )
+    try:
+        root = tree.start(settings, metrics, epoch)
+    except BaseException:
+        server.stop()
+        raise
+    server.start(root)
     logger.info(
         "pipeline running; health on http://%s:%d/health/actors",
         pipeline.health_host,

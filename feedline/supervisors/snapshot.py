@@ -18,6 +18,7 @@ from pykka.messages import ProxyCall
 from feedline.supervisors.child import ChildInfo, SupervisorInfo
 from feedline.supervisors.messages import Describe
 
+DESCRIBE_FLOOR_S = 0.5
 HEALTH_CALL = ProxyCall(attr_path=("health",), args=(), kwargs={})
 
 
@@ -38,7 +39,9 @@ def _fill_supervisor(
     """Add a supervisor's strategy and children to its node."""
     node["children"] = []
     try:
-        info: SupervisorInfo = ref.ask(Describe(), timeout=_left(deadline))
+        # Supervisors answer at once unless busy restarting: give each Describe a floor of
+        # time, so busy actors that eat the shared deadline cannot hide the tree's shape.
+        info: SupervisorInfo = ref.ask(Describe(), timeout=max(_left(deadline), DESCRIBE_FLOOR_S))
     except (pykka.Timeout, pykka.ActorDeadError):
         node.setdefault("id", "root")  # the root's name is unknown if it cannot answer
         node.setdefault("name", "root")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,7 +29,15 @@ from tests.integration.http.conftest import (  # noqa: F401 - fixtures shared wi
     signup,
 )
 
-HEALTH_PORT = 18001
+
+def free_port() -> int:
+    """Return a loopback port nobody listens on now (benchmarks and other suites use fixed
+    ones; a collision would make the pipeline under test fail to start)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 GROUP = "feedline-test-pipeline"
 SHUTDOWN_BOUND_S = 60.0
 
@@ -119,10 +128,38 @@ def stop_pipeline(running: Pipeline) -> int:
             running.process.kill()
 
 
+def log_ends(settings: Any) -> dict[tuple[str, int], int]:
+    """Return the end offset of every CDC partition now."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from feedline.pipeline.tree import SOURCE_TABLES
+
+    probe = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "probe"})
+    ends = {}
+    for table in SOURCE_TABLES:
+        topic = settings.kafka.topic(table)
+        for p in range(settings.kafka.partitions):
+            _, high = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            ends[(topic, p)] = high
+    probe.close()
+    return ends
+
+
+def assert_caught_up(running: Pipeline, ends: dict[tuple[str, int], int]) -> None:
+    """Fail unless the pipeline has stored offsets up to ``ends`` on every partition."""
+    stats = running.node("kafka-consumer")["stats"]
+    assert "partitions" in stats, "consumer busy"
+    stored = {(p["topic"], p["partition"]): p["stored_offset"] or 0 for p in stats["partitions"]}
+    behind = {tp for tp, end in ends.items() if end and stored.get(tp, 0) < end}
+    assert not behind, f"{len(behind)} partitions still behind"
+
+
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Pipeline]:
     log = tmp_path_factory.mktemp("pipeline") / "pipeline.log"
-    running = start_pipeline(log, HEALTH_PORT, GROUP)
+    running = start_pipeline(log, free_port(), GROUP)
+    ends = log_ends(settings)  # start every test from a caught-up pipeline
+    eventually(lambda: assert_caught_up(running, ends), timeout=300, interval=0.5)
     yield running
     code = stop_pipeline(running)
     assert code == 0, f"pipeline did not stop cleanly ({code}); see {log}"

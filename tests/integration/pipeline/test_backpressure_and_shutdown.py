@@ -16,30 +16,22 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from feedline.pipeline.tree import SOURCE_TABLES
-from tests.integration.pipeline.conftest import eventually, start_pipeline, stop_pipeline
+from tests.integration.pipeline.conftest import (
+    assert_caught_up,
+    eventually,
+    free_port,
+    log_ends,
+    start_pipeline,
+    stop_pipeline,
+)
 
 pytestmark = pytest.mark.integration
-
-PORT = 18011
 
 
 def _gauge(metrics: str, name: str) -> float:
     match = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
     assert match, f"{name} not in metrics"
     return float(match.group(1))
-
-
-def _log_ends(settings: Any) -> dict[tuple[str, int], int]:
-    probe = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "probe"})
-    ends = {}
-    for table in SOURCE_TABLES:
-        topic = settings.kafka.topic(table)
-        for p in range(settings.kafka.partitions):
-            _, high = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[(topic, p)] = high
-    probe.close()
-    return ends
 
 
 def _committed(settings: Any, group: str, tps: list[tuple[str, int]]) -> dict:
@@ -53,9 +45,10 @@ def test_bounded_in_flight_pauses_then_a_graceful_stop_commits_all(
     settings: Any, tmp_path: Path
 ) -> None:
     group = f"feedline-test-backpressure-{uuid.uuid4().hex[:8]}"
-    ends = _log_ends(settings)
+    ends = log_ends(settings)
     assert sum(ends.values()) > 0, "the CDC topics hold no events to replay"
-    running = start_pipeline(tmp_path / "pipeline.log", PORT, group, FEEDLINE_MAX_IN_FLIGHT="4")
+    log = tmp_path / "pipeline.log"
+    running = start_pipeline(log, free_port(), group, FEEDLINE_MAX_IN_FLIGHT="4")
     paused_seen = 0.0
     try:
 
@@ -63,12 +56,7 @@ def test_bounded_in_flight_pauses_then_a_graceful_stop_commits_all(
             nonlocal paused_seen
             metrics = running.get("/metrics")
             paused_seen = max(paused_seen, _gauge(metrics, "feedline_paused_partitions"))
-            stored = {
-                (p["topic"], p["partition"]): p["stored_offset"] or 0
-                for p in running.node("kafka-consumer")["stats"]["partitions"]
-            }
-            behind = {tp: end for tp, end in ends.items() if end and stored.get(tp, 0) < end}
-            assert not behind, f"{len(behind)} partitions still behind"
+            assert_caught_up(running, ends)
 
         eventually(caught_up, timeout=180, interval=0.05)
     finally:

@@ -147,13 +147,17 @@ def test_crashed_actors_are_restarted_and_nothing_is_lost(
             assert sorted(feed(cassandra_session, user.id)) == sorted(posted)
 
     eventually(complete, timeout=60)
-    metrics = pipeline.get("/metrics")
-    for name, restarts in before.items():
-        node = pipeline.node(name)
-        assert node["state"] == "running"
-        assert node["restarts"] >= restarts + 1, node
-        assert "injected failure" in (node["last_error"] or "")
-        assert f'feedline_actor_restarts_total{{actor="{name}"}}' in metrics
+
+    def restarted() -> None:
+        metrics = pipeline.get("/metrics")
+        for name, restarts in before.items():
+            node = pipeline.node(name)
+            assert node["state"] == "running"
+            assert node["restarts"] >= restarts + 1, node
+            assert "injected failure" in (node["last_error"] or "")
+            assert f'feedline_actor_restarts_total{{actor="{name}"}}' in metrics
+
+    eventually(restarted)
 
 
 def test_poison_event_goes_to_the_dead_letter_topic_and_the_partition_moves_on(
@@ -190,7 +194,13 @@ def test_health_shows_the_tree_with_offsets_and_lag(pipeline: Pipeline) -> None:
     for expected in ("cache", "writers", "adapters", "consumers", "dead-letters", "kafka-consumer"):
         assert expected in ids
     assert any(i.startswith("partition:feedline.public.shards:") for i in ids)
-    partitions = pipeline.node("kafka-consumer")["stats"]["partitions"]
+
+    def partitions() -> list[dict[str, Any]]:
+        stats = pipeline.node("kafka-consumer")["stats"]
+        assert "partitions" in stats, "consumer busy"
+        return stats["partitions"]
+
+    partitions = eventually(partitions)
     assert {p["topic"] for p in partitions} >= {"feedline.public.shards", "feedline.public.users"}
     for p in partitions:
         assert {"committed_offset", "stored_offset", "lag", "in_flight", "paused"} <= set(p)
