@@ -21,8 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from bench.procs import BenchProcess
 from feedline import settings as settings_mod
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 KEYSPACE = "feedline_bench"
 REDIS_DB = 7
+DLQ_TOPIC = "feedline.bench.dlq"
 logger = logging.getLogger("bench")
 WEB_PORT, PIPELINE_PORT, CONST_PORT, SINK_PORT = 18000, 18001, 18002, 18003
 
@@ -67,7 +68,7 @@ class BenchEnv:
             FEEDLINE_CASSANDRA_KEYSPACE=KEYSPACE,
             FEEDLINE_REDIS_URL=s.redis.url,
             FEEDLINE_KAFKA_GROUP=s.kafka.group_id,
-            FEEDLINE_DLQ_TOPIC="feedline.bench.dlq",
+            FEEDLINE_DLQ_TOPIC=DLQ_TOPIC,
             FEEDLINE_PIPELINE_PORT=str(PIPELINE_PORT),
             FEEDLINE_PIPELINE_HEALTH_URL=f"http://127.0.0.1:{PIPELINE_PORT}",
             PYTHONPATH=str(ROOT),
@@ -117,6 +118,20 @@ class BenchEnv:
         finally:
             consumer.close()
 
+    def ensure_dlq(self) -> None:
+        """Create the bench pipeline's dead-letter topic (topics are never auto-created).
+
+        Without it a poison event (other suites publish some on the shared topics) cannot
+        be dead-lettered, stays in flight, and backpressure stalls its partition.
+        """
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
+        if DLQ_TOPIC in admin.list_topics(timeout=10).topics:
+            return
+        topic = NewTopic(DLQ_TOPIC, self.settings.kafka.partitions, 1)
+        for fut in admin.create_topics([topic]).values():
+            with contextlib.suppress(KafkaException):  # created meanwhile
+                fut.result()
+
     def drop_groups(self, *groups: str) -> None:
         admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap})
         for fut in admin.delete_consumer_groups(list(groups), request_timeout=10).values():
@@ -165,13 +180,16 @@ def wait_caught_up(port: int, timeout: float = 300.0, max_lag: int = 200) -> flo
     timeout it logs and returns, and the benchmark measures with whatever backlog is left.
     """
     start = time.monotonic()
-    calm = 0
+    calm, last = 0, None
     while time.monotonic() - start < timeout:
         m = pipeline_metrics(port)
         lag = sum(v for k, v in m.items() if k.startswith("feedline_consumer_lag{"))
         seen = sum(v for k, v in m.items() if k.startswith("feedline_events_total{"))
-        idle = seen - m.get("feedline_events_done_total", 0.0) <= 5 and lag <= max_lag
-        calm = calm + 1 if idle else 0
+        # received - done never reaches 0 (tombstones are received, not "done"): require it
+        # to stand still instead, i.e. nothing piling up in flight.
+        backlog = seen - m.get("feedline_events_done_total", 0.0)
+        calm = calm + 1 if lag <= max_lag and backlog == last else 0
+        last = backlog
         if calm >= 2:
             return time.monotonic() - start
         time.sleep(1.1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 import traceback
@@ -45,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s")
+    # SIGTERM unwinds like Ctrl-C, so ``finally`` stops every process this run started.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     logging.getLogger("cassandra").setLevel(logging.ERROR)
     chosen = [b for b in (args.only.split(",") if args.only else BENCHMARKS) if b]
     started = time.monotonic()
@@ -90,6 +93,7 @@ def run(env: BenchEnv, sizes: Sizes, chosen: list[str]) -> tuple[dict, bool]:
     failed = False
     logger.info("run %s: fresh keyspace, bench group at the log end", env.run_id)
     env.reset_keyspace()
+    env.ensure_dlq()
     env.start_group_at_end()
     procs = {
         "web": env.gunicorn("web", "feedline.http.app:get_app()", WEB_PORT),
