@@ -19,7 +19,7 @@ from feedline.supervisors.messages import (
     WhichChild,
 )
 from feedline.supervisors.policy import Backoff, Intensity, Strategy
-from feedline.supervisors.snapshot import snapshot
+from feedline.supervisors.snapshot import find_node, snapshot
 from feedline.supervisors.spec import ChildSpec, Restart
 from feedline.supervisors.supervised import SupervisedActor
 from feedline.supervisors.supervisor import Supervisor
@@ -45,6 +45,7 @@ __all__ = [
     "TerminateChild",
     "WhichChild",
     "exit_process",
+    "find_node",
     "launch",
     "snapshot",
 ]

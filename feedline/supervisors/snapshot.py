@@ -98,3 +98,14 @@ def _is_actor(child: ChildInfo) -> bool:
 def _left(deadline: float) -> float:
     """Return the seconds left until the deadline, never negative."""
     return max(0.0, deadline - time.monotonic())
+
+
+def find_node(tree: dict[str, Any], child_id: str) -> dict[str, Any] | None:
+    """Return the node of a snapshot whose id is ``child_id`` (depth first), or None."""
+    if tree.get("id") == child_id:
+        return tree
+    for child in tree.get("children", ()):
+        hit = find_node(child, child_id)
+        if hit is not None:
+            return hit
+    return None

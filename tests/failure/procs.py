@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from feedline.supervisors import find_node
+
 GROUP = "feedline-failure-pipeline"
 BIN = Path(sys.executable).parent
 
@@ -107,7 +109,7 @@ class Pipeline:
 
     def partitions(self) -> list[dict[str, Any]]:
         report = self.actors()
-        node = _find(report["tree"], "kafka-consumer") if report else None
+        node = find_node(report["tree"], "kafka-consumer") if report else None
         return (node or {}).get("stats", {}).get("partitions", []) if node else []
 
     def wait_assigned(self, timeout: float = 120.0) -> None:
@@ -128,20 +130,6 @@ class Pipeline:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
-
-
-def find(node: dict[str, Any], child_id: str) -> dict[str, Any] | None:
-    return _find(node, child_id)
-
-
-def _find(node: dict[str, Any], child_id: str) -> dict[str, Any] | None:
-    if node.get("id") == child_id:
-        return node
-    for child in node.get("children", ()):
-        hit = _find(child, child_id)
-        if hit is not None:
-            return hit
-    return None
 
 
 class Web:

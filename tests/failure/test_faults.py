@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from feedline.supervisors import find_node
 from tests.failure import checks
 from tests.failure.conftest import RESULTS, Services
 from tests.failure.harness import FaultResult, FaultRun, Monitor
 from tests.failure.load import Load
-from tests.failure.procs import Pipeline, find
+from tests.failure.procs import Pipeline
 
 pytestmark = [pytest.mark.failure, pytest.mark.integration]
 
@@ -68,7 +69,7 @@ def test_actor_crash_mid_batch(fault_run: FaultRun, pipeline: Pipeline, fresh_pg
 
     def restarts() -> dict[str, int]:
         tree = pipeline.actors()["tree"]
-        return {i: find(tree, i)["restarts"] for i in ids}
+        return {i: find_node(tree, i)["restarts"] for i in ids}
 
     before = restarts()
 
@@ -82,7 +83,7 @@ def test_actor_crash_mid_batch(fault_run: FaultRun, pipeline: Pipeline, fresh_pg
     tree = pipeline.actors()["tree"]
     for actor in ids:
         assert after[actor] >= before[actor] + 1, actor
-        assert "injected failure" in (find(tree, actor)["last_error"] or "")
+        assert "injected failure" in (find_node(tree, actor)["last_error"] or "")
     assert result.restarts >= len(ids)
     finish(result, load, fresh_pg, fresh_cassandra)
 

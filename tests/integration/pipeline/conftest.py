@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from feedline.supervisors import find_node
 from tests.integration.http.conftest import (  # noqa: F401 - fixtures shared with HTTP tests
     ApiUser,
     app,
@@ -63,19 +64,9 @@ class Pipeline:
 
     def node(self, child_id: str) -> dict[str, Any]:
         """Return one node of the live actor tree by its child id."""
-        found = _find(self.get("/health/actors")["tree"], child_id)
+        found = find_node(self.get("/health/actors")["tree"], child_id)
         assert found is not None, f"{child_id} not in the tree"
         return found
-
-
-def _find(node: dict[str, Any], child_id: str) -> dict[str, Any] | None:
-    if node.get("id") == child_id:
-        return node
-    for child in node.get("children", ()):
-        hit = _find(child, child_id)
-        if hit is not None:
-            return hit
-    return None
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
