@@ -195,12 +195,12 @@ def test_health_shows_the_tree_with_offsets_and_lag(pipeline: Pipeline) -> None:
         assert expected in ids
     assert any(i.startswith("partition:feedline.public.shards:") for i in ids)
 
-    def partitions() -> list[dict[str, Any]]:
+    def consumer_partitions() -> list[dict[str, Any]]:
         stats = pipeline.node("kafka-consumer")["stats"]
         assert "partitions" in stats, "consumer busy"
         return stats["partitions"]
 
-    partitions = eventually(partitions)
+    partitions = eventually(consumer_partitions)
     assert {p["topic"] for p in partitions} >= {"feedline.public.shards", "feedline.public.users"}
     for p in partitions:
         assert {"committed_offset", "stored_offset", "lag", "in_flight", "paused"} <= set(p)
