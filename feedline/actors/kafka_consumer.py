@@ -155,7 +155,7 @@ class KafkaConsumer(SupervisedActor):
     def health(self) -> dict[str, Any]:
         """Return per-partition offsets, lag and backpressure for the health tree."""
         partitions = []
-        for (topic, partition), _owner in sorted(self._owners.items()):
+        for topic, partition in sorted(self._owners):
             stats = self._stats.get((topic, partition), {})
             partitions.append(
                 {
