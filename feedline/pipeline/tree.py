@@ -28,12 +28,12 @@ from feedline.actors.epoch import RestartEpoch
 from feedline.actors.kafka_consumer import KafkaConsumer, partition_child_id
 from feedline.actors.partition_consumer import PartitionConsumer
 from feedline.actors.router import Router
+from feedline.connector import TABLES as SOURCE_TABLES
 from feedline.pipeline.metrics import PipelineMetrics
 from feedline.settings import Settings
 from feedline.strategies.factory import SchemaAdapterStrategyFactory
 from feedline.supervisors import ChildSpec, Intensity, Strategy, Supervisor, WhichChild
 
-SOURCE_TABLES = ("users", "followers", "shards", "comments", "likes")
 # Stage supervisor -> (member name prefix, members). Two of each keep both cores busy.
 POOLS = {"cache": ("invalidator", 2), "writers": ("writer", 2), "adapters": ("adapter", 2)}
 

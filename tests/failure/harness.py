@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from feedline.connector import TABLES as SOURCE_TABLES
 from feedline.settings import Settings
 from feedline.verify import verify_until_clean
 from tests.failure.load import Load
 from tests.failure.procs import Pipeline, Web, get
 
-SOURCE_TABLES = ("users", "followers", "shards", "comments", "likes")
 COUNTERS = (
     "feedline_events_total",
     "feedline_events_resent_total",

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from feedline.connector import TABLES
 from tests.integration.http.change_events import ChangeEvent, ChangeEvents
 
 pytestmark = pytest.mark.integration
-
-TABLES = ("users", "followers", "shards", "comments", "likes")
 
 
 @pytest.fixture

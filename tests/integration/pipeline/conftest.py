@@ -123,7 +123,7 @@ def log_ends(settings: Any) -> dict[tuple[str, int], int]:
     """Return the end offset of every CDC partition now."""
     from confluent_kafka import Consumer, TopicPartition
 
-    from feedline.pipeline.tree import SOURCE_TABLES
+    from feedline.connector import TABLES as SOURCE_TABLES
 
     probe = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "probe"})
     ends = {}
