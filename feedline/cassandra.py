@@ -59,8 +59,14 @@ TRANSIENT = (
 MAX_BATCH = 30  # statements per UNLOGGED batch: stays under Cassandra's batch size warnings
 
 
-def connect(settings: CassandraSettings, request_timeout: float = 10.0) -> tuple[Cluster, Session]:
-    """Open a session on the keyspace with token-aware routing and QUORUM-local writes."""
+def connect(
+    settings: CassandraSettings, request_timeout: float = 10.0, use_keyspace: bool = True
+) -> tuple[Cluster, Session]:
+    """Open a session with token-aware routing and QUORUM-local writes.
+
+    The session is on the settings' keyspace unless ``use_keyspace`` is False (migrations,
+    which may have to create it). A failed connect shuts its cluster's threads down.
+    """
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
         consistency_level=ConsistencyLevel.LOCAL_QUORUM,
@@ -76,7 +82,11 @@ def connect(settings: CassandraSettings, request_timeout: float = 10.0) -> tuple
         # that a restarted node is back.
         reconnection_policy=ExponentialReconnectionPolicy(base_delay=0.5, max_delay=5.0),
     )
-    session = cluster.connect(settings.keyspace)
+    try:
+        session = cluster.connect(settings.keyspace if use_keyspace else None)
+    except Exception:
+        cluster.shutdown()
+        raise
     return cluster, session
 
 

@@ -95,22 +95,12 @@ def migrate_cassandra(cs: CassandraSettings) -> list[str]:
 
 
 def connect(cs: CassandraSettings, timeout: float = 10.0):
-    """Open a Cassandra cluster and session (protocol v5, load balancing via a profile)."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
+    """Open a Cassandra session outside any keyspace (the migration may create it)."""
+    from feedline import cassandra
 
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=timeout)
-    cluster = Cluster(
-        list(cs.hosts),
-        port=cs.port,
-        protocol_version=5,
-        connect_timeout=timeout,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-    )
     try:
-        return cluster, cluster.connect()
+        return cassandra.connect(cs, request_timeout=timeout, use_keyspace=False)
     except Exception as exc:
-        cluster.shutdown()
         raise MigrationError(f"cassandra: cannot connect: {_first_line(exc)}") from None
 
 
