@@ -233,30 +233,36 @@ class ReadModel:
         return self.cursors.encode(scope, tuple(rows[-1][: spec.pos]))
 
     def _window(self, spec: ListSpec, owner: int) -> Window:
-        """Return the list's cached window, loading it under a lease on a miss."""
+        """Return the list's cached window, loading it under a lease on a miss.
+
+        One Redis call either way: the lease script returns the entry when there is one and
+        takes a lease when there is none.
+        """
         key = spec.key(owner)
-        entry = self.cache.get(key)
+        token, (entry,) = self._lookup([key])
         if entry is not None and entry[:1] == VALUE:
             LOOKUPS.labels(spec.name, "hit").inc()
             return spec.decode(entry)
         LOOKUPS.labels(spec.name, "miss").inc()
-        token = None
-        if entry is None:
-            leased = self.cache.lease([key])
-            if leased is not None:
-                token, (entry,) = leased
-                if entry == b"":
-                    entry = None
-                else:
-                    token = None
         if entry is not None and entry[:1] == LEASE:
             (entry,) = self.cache.wait_for([key])
-        if entry is not None and entry[:1] == VALUE:
-            return spec.decode(entry)
+            if entry is not None and entry[:1] == VALUE:
+                return spec.decode(entry)
+            token = None  # the other loader's lease: load for ourselves, write nothing
         window = self._load_window(spec, owner)
-        if token is not None:
+        if token is not None and entry == b"":
             self.cache.fill(token, [(key, spec.encode(window), self._ttl[spec.name])])
         return window
+
+    def _lookup(self, keys: list[str]) -> tuple[bytes | None, list[bytes | None]]:
+        """Return (lease token, per key: its entry, b"" if we now hold its lease, or None).
+
+        None everywhere (and no token) when Redis is unavailable: load, write nothing.
+        """
+        leased = self.cache.lease(keys)
+        if leased is None:
+            return None, [None] * len(keys)
+        return leased
 
     def _load_window(self, spec: ListSpec, owner: int) -> Window:
         size = self._reads.window
@@ -268,38 +274,28 @@ class ReadModel:
     def objects(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], bytes | None]:
         """Return each (kind, id)'s JSON, or None if the read model has no such object.
 
-        One MGET for all; misses take leases, wait briefly for other loaders, and the rest
-        load from Cassandra in one concurrent batch; leased ones are written back.
+        One Redis call for all (values, or leases on the missing keys); keys another reader
+        is loading are polled briefly, and the rest load from Cassandra in one query per
+        kind; the ones we hold leases on are written back.
         """
         wanted = list(dict.fromkeys(wanted))
+        if not wanted:
+            return {}
         keys = [OBJECT_KEYS[kind](id_) for kind, id_ in wanted]
-        entries = self.cache.get_many(keys) or [None] * len(keys)
+        token, entries = self._lookup(keys)
         out: dict[tuple[str, int], bytes | None] = {}
-        absent, waiting = [], []
+        mine, waiting, absent = [], [], []
         for i, entry in enumerate(entries):
             if entry is None:
                 absent.append(i)
+            elif entry == b"":
+                mine.append(i)
             elif entry[:1] == LEASE:
                 waiting.append(i)
             else:
                 out[wanted[i]] = _payload(entry)
         LOOKUPS.labels("object", "hit").inc(len(out))
-        LOOKUPS.labels("object", "miss").inc(len(absent) + len(waiting))
-        mine: set[int] = set()
-        token = b""
-        if absent:
-            leased = self.cache.lease([keys[i] for i in absent])
-            if leased is not None:  # else Redis is unavailable: load all, write nothing
-                token, found = leased
-                pending = absent
-                absent = []
-                for i, entry in zip(pending, found, strict=True):
-                    if entry == b"":
-                        mine.add(i)
-                    elif entry[:1] == LEASE:
-                        waiting.append(i)
-                    else:
-                        out[wanted[i]] = _payload(entry)
+        LOOKUPS.labels("object", "miss").inc(len(wanted) - len(out))
         if waiting:
             polled = self.cache.wait_for([keys[i] for i in waiting])
             for i, entry in zip(waiting, polled, strict=True):
@@ -307,27 +303,35 @@ class ReadModel:
                     out[wanted[i]] = _payload(entry)
                 else:
                     absent.append(i)
-        load = sorted(mine) + absent
+        load = mine + absent
         if not load:
             return out
+        leased_here = set(mine)
         loaded = self._load_objects([wanted[i] for i in load])
         fills = []
         for i in load:
             payload = loaded[wanted[i]]
             out[wanted[i]] = payload
-            if i in mine:
+            if token is not None and i in leased_here:
                 entry = NEGATIVE if payload is None else VALUE + payload
                 ttl = self._reads.negative_ttl_s if payload is None else self._reads.object_ttl_s
                 fills.append((keys[i], entry, ttl))
-        self.cache.fill(token, fills)
+        if fills:
+            self.cache.fill(token, fills)
         return out
 
     def _load_objects(self, wanted: list[tuple[str, int]]) -> dict[tuple[str, int], bytes | None]:
-        results = self.store.run([(kind, (id_,)) for kind, id_ in wanted])
-        return {
-            w: (SERIALISE[w[0]](rows[0]) if rows else None)
-            for w, rows in zip(wanted, results, strict=True)
-        }
+        """Load objects with one ``IN`` query per kind (run concurrently); absent ones are None."""
+        ids: dict[str, list[int]] = {}
+        for kind, id_ in wanted:
+            ids.setdefault(kind, []).append(id_)
+        kinds = list(ids)
+        results = self.store.run([(kind, (ids[kind],)) for kind in kinds])
+        out: dict[tuple[str, int], bytes | None] = dict.fromkeys(wanted)
+        for kind, rows in zip(kinds, results, strict=True):
+            for row in rows:
+                out[(kind, row[0])] = SERIALISE[kind](row)
+        return out
 
     def exists(self, kind: str, id_: int) -> bool:
         """Return True if the object is in the read model or, not yet replicated, PostgreSQL.
