@@ -147,7 +147,11 @@ class ReadSettings:
 
     # Signs pagination cursors (HMAC-SHA256); set FEEDLINE_CURSOR_SECRET in production.
     cursor_secret: str = field(default="feedline-dev-cursor-secret", repr=False)
-    feed_ttl_s: int = 300  # cached first 100 entries of a feed / a user's shards
+    # Cached first 100 entries of a feed / a user's shards. Invalidation is event-driven;
+    # the TTL only bounds staleness after a double fault (Redis down, then the pipeline
+    # killed while holding pending invalidations) and sets the steady-state miss rate:
+    # each active user misses once per TTL.
+    feed_ttl_s: int = 900
     list_ttl_s: int = 300  # cached first pages of comments, followers, following
     object_ttl_s: int = 600  # hydrated shards and profiles
     negative_ttl_s: int = 30  # "no such shard/user"
@@ -251,7 +255,7 @@ def load() -> Settings:
         ),
         reads=ReadSettings(
             cursor_secret=_env("FEEDLINE_CURSOR_SECRET", "feedline-dev-cursor-secret"),
-            feed_ttl_s=_int("FEEDLINE_FEED_TTL_S", 300),
+            feed_ttl_s=_int("FEEDLINE_FEED_TTL_S", 900),
             list_ttl_s=_int("FEEDLINE_LIST_TTL_S", 300),
             object_ttl_s=_int("FEEDLINE_OBJECT_TTL_S", 600),
             negative_ttl_s=_int("FEEDLINE_NEGATIVE_TTL_S", 30),
