@@ -134,6 +134,7 @@ class PipelineSettings:
     max_in_flight_per_partition: int = 1000
     batch_max_size: int = 200
     write_concurrency: int = 64
+    read_concurrency: int = 16  # a writer's fan-out reads in flight at once
     commit_interval_s: float = 1.0
     max_retries: int = 5
     backfill_limit: int = 100
@@ -248,6 +249,7 @@ def load() -> Settings:
             max_in_flight_per_partition=_int("FEEDLINE_MAX_IN_FLIGHT", 1000),
             batch_max_size=_int("FEEDLINE_BATCH_MAX_SIZE", 200),
             write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
+            read_concurrency=_int("FEEDLINE_READ_CONCURRENCY", 16),
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
             max_retries=_int("FEEDLINE_MAX_RETRIES", 5),
             backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),

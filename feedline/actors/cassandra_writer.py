@@ -7,6 +7,7 @@ out at once (freshness), under heavy load batches grow by themselves (throughput
 A flush runs in two phases for every event in it: first the events' own mutations, then
 their expansions (fan-out, backfill), which read the read model. Writing before reading
 is what makes a follow and a concurrent shard see each other (see strategies/base.py).
+The expansions' reads (and their re-checks) run side by side on a small thread pool.
 Transient Cassandra errors (node down, timeouts) are retried until they pass: nothing is
 acknowledged meanwhile and partitions pause on backpressure. Errors that say the write
 itself is wrong are retried a bounded number of times, event by event, and then the
@@ -17,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from feedline import cassandra
 from feedline.actors.messages import (
@@ -38,6 +41,8 @@ from feedline.supervisors import ChildLink, SupervisedActor
 logger = logging.getLogger(__name__)
 
 RESTART_AFTER_S = 20.0
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class CassandraWriter(SupervisedActor):
@@ -67,8 +72,15 @@ class CassandraWriter(SupervisedActor):
         self._processed = 0
         self._last_error: str | None = None
         self._flush_queued = False
+        self._reads: ThreadPoolExecutor | None = None
 
     def on_start(self) -> None:
+        # Expansions read before they write (followers, a followee's shards, re-checks);
+        # the driver's reads are blocking, so a flush runs them side by side on this pool
+        # instead of one round trip after another (which capped the writer's event rate).
+        self._reads = ThreadPoolExecutor(
+            max_workers=self._pipeline.read_concurrency, thread_name_prefix="writer-reads"
+        )
         # Connect lazily (first flush) so a Cassandra outage does not fail the tree's start:
         # events wait, partitions pause, and health shows why.
         try:
@@ -89,14 +101,18 @@ class CassandraWriter(SupervisedActor):
     def on_stop(self) -> None:
         if self._batch:
             self._flush()
-        if self._cluster is not None:
-            self._cluster.shutdown()
+        self._close()
         super().on_stop()
 
     def on_failure(self, *exc_info: Any) -> None:
+        self._close()
+        super().on_failure(*exc_info)
+
+    def _close(self) -> None:
+        if self._reads is not None:
+            self._reads.shutdown(wait=False, cancel_futures=True)
         if self._cluster is not None:
             self._cluster.shutdown()
-        super().on_failure(*exc_info)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, WriteBatch):
@@ -149,16 +165,24 @@ class CassandraWriter(SupervisedActor):
 
     def _expand_and_apply(self, items: list[Work]) -> set[str]:
         """Run the items' expansions: read, write, then re-validate what was written."""
-        assert self._expander is not None
-        expanded = [
-            self._retry_transient(lambda e=e: self._expander.expand(e), "read")
-            for w in items
-            for e in w.plan.expansions
-        ]
+        expander = self._expander
+        assert expander is not None
+        expansions = [e for w in items for e in w.plan.expansions]
+        expanded = self._side_by_side(
+            lambda e: self._retry_transient(lambda: expander.expand(e), "read"), expansions
+        )
         self._apply([m for x in expanded for m in x.mutations])
-        undo = [m for x in expanded for m in self._retry_transient(x.recheck, "recheck")]
-        self._apply(undo)
+        rechecks = self._side_by_side(
+            lambda x: self._retry_transient(x.recheck, "recheck"), expanded
+        )
+        self._apply([m for undo in rechecks for m in undo])
         return {k for x in expanded for k in x.keys}
+
+    def _side_by_side(self, fn: Callable[[T], R], inputs: Sequence[T]) -> list[R]:
+        """Return ``[fn(x) for x in inputs]``, run concurrently on the read pool."""
+        if len(inputs) <= 1 or self._reads is None:
+            return [fn(x) for x in inputs]
+        return list(self._reads.map(fn, inputs))
 
     def _apply(self, mutations: list[Mutation]) -> None:
         if not mutations:
