@@ -8,7 +8,9 @@ writes) is watched until visible: a shard in a stable follower's feed_by_user, a
 likes_by_shard, a comment in comments_by_shard, a follow in following_by_user and an
 unfollow gone from it. The baseline is capture alone: the same writes' 2xx -> change
 event on Kafka (Debezium), so the rest is the pipeline. A rate passes when the load was
-actually sent at >= 90% of the target, nothing timed out and p99 < 1 s.
+actually sent at >= 90% of the target, nothing timed out and p99 < 1 s; the goal rates
+(100 and 200/s) run ``repeats`` times and the run with the median p99 is reported, every
+run's p99 beside it in the JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from feedline.strategies.decode import KEYS, parse_timestamptz
 
 MIX = (("shard", 30), ("like", 30), ("comment", 20), ("follow", 10), ("unfollow", 10))
 SAMPLES_PER_S = 40
+GOAL_RATES = (100, 200)  # run ``repeats`` times each; the run with the median p99 is reported
 UNFOLLOW_AFTER_S = 5.0
 QUERIES = {
     "shard": "SELECT shard_id FROM feed_by_user WHERE user_id = ? AND created_at = ?"
@@ -60,12 +63,15 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
         for rate in z.fresh_rates:
             if rate > 500 and steps and not list(steps.values())[-1]["passed"]:
                 break
-            wait_caught_up(PIPELINE_PORT)
             load.sample_every = max(1, rate // SAMPLES_PER_S)
-            with ctx.sampler.phase("freshness load"):
-                sent = open_loop(WEB_PORT, load.op, rate, z.fresh_seconds, threads=32)
-                prober.drain()
-            steps[rate] = _summary(rate, sent, prober.take(), tail)
+            runs = []
+            for _ in range(z.repeats if rate in GOAL_RATES else 1):
+                wait_caught_up(PIPELINE_PORT)
+                with ctx.sampler.phase("freshness load"):
+                    sent = open_loop(WEB_PORT, load.op, rate, z.fresh_seconds, threads=32)
+                    prober.drain()
+                runs.append(_summary(rate, sent, prober.take(), tail))
+            steps[rate] = _median_run(runs)
     finally:
         prober.stop()
         tail.stop()
@@ -183,6 +189,15 @@ class Workload:
         r = http.call("DELETE", f"/v1/following/{v}", self.tokens[u])
         probe = self._probe("unfollow", (u, v), ("followers", (u, v)), False, "follow")
         return r.status == 204, probe
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run with the median p99 (the machine is noisy), with every run's p99 beside it."""
+    ranked = sorted(runs, key=lambda r: (r["p99"] is None, r["p99"] or 0.0))
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    chosen["p99_of_each_run"] = [r["p99"] for r in runs]
+    chosen["passed_runs"] = sum(r["passed"] for r in runs)
+    return chosen
 
 
 def _summary(rate: int, sent: list, probes: list[Probe], tail: KafkaTail) -> dict:
