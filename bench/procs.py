@@ -8,6 +8,7 @@ workers, the pipeline's single process).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -57,6 +58,16 @@ class BenchProcess:
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)
             self.proc.wait(10)
+
+    @contextlib.contextmanager
+    def paused(self):
+        """SIGSTOP the process group for the block, SIGCONT after (even on error)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(self.proc.pid, signal.SIGCONT)
 
     def rss_bytes(self) -> int:
         return tree_rss(self.proc.pid) if self.proc and self.proc.poll() is None else 0
