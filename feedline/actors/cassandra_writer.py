@@ -192,6 +192,8 @@ class CassandraWriter(SupervisedActor):
         followers bound all at once took the process past 500 MiB. Every write is
         idempotent, so a chunk retried after a transient error repeats nothing harmful.
         """
+        if not mutations:
+            return
         assert self._statements is not None
         for i in range(0, len(mutations), APPLY_CHUNK):
             statements = cassandra.group_statements(

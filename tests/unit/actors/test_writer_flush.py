@@ -1,0 +1,100 @@
+"""CassandraWriter's flush mechanics that need no Cassandra: chunked writes, side-by-side reads.
+
+The writes themselves are covered on the real stack (tests/integration/pipeline and the
+failure suite); these pin down how a flush splits its work, with the driver calls faked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from feedline.actors import cassandra_writer
+from feedline.actors.cassandra_writer import APPLY_CHUNK, CassandraWriter
+from feedline.settings import CassandraSettings, PipelineSettings
+from feedline.strategies.base import Mutation
+
+
+class FakeStatements:
+    def bind(self, mutation: Mutation) -> Mutation:
+        return mutation
+
+
+class FakeMetrics:
+    """Accepts every metric call the writer makes."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def writer() -> CassandraWriter:
+    w = CassandraWriter(CassandraSettings(), PipelineSettings(), None, None, FakeMetrics())
+    w._statements = FakeStatements()
+    return w
+
+
+def feed_rows(n: int) -> list[Mutation]:
+    return [Mutation("insert_feed_item", (u, 1, 2, 3), 10, ("feed_by_user", u)) for u in range(n)]
+
+
+def test_apply_sends_at_most_a_chunk_of_statements_at_a_time(monkeypatch) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(
+        cassandra_writer.cassandra, "execute_all", lambda _s, stmts, _c: sent.append(len(stmts))
+    )
+    writer()._apply(feed_rows(2 * APPLY_CHUNK + 7))
+    assert sent == [APPLY_CHUNK, APPLY_CHUNK, 7]
+
+
+def test_apply_of_nothing_sends_nothing(monkeypatch) -> None:
+    sent: list[int] = []
+    monkeypatch.setattr(
+        cassandra_writer.cassandra, "execute_all", lambda _s, stmts, _c: sent.append(len(stmts))
+    )
+    writer()._apply([])
+    assert sent == []
+
+
+def test_side_by_side_keeps_order_and_overlaps_slow_calls() -> None:
+    w = writer()
+    w._reads = ThreadPoolExecutor(max_workers=8)
+    running, peak, lock = 0, 0, threading.Lock()
+
+    def slow_square(x: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return x * x
+
+    try:
+        assert w._side_by_side(slow_square, list(range(8))) == [x * x for x in range(8)]
+    finally:
+        w._reads.shutdown()
+    assert peak > 1, "the calls ran one after another"
+
+
+def test_side_by_side_raises_what_a_call_raised() -> None:
+    w = writer()
+    w._reads = ThreadPoolExecutor(max_workers=2)
+
+    def boom(x: int) -> int:
+        if x == 3:
+            raise ValueError("bad event")
+        return x
+
+    try:
+        with pytest.raises(ValueError, match="bad event"):
+            w._side_by_side(boom, [1, 2, 3, 4])
+    finally:
+        w._reads.shutdown()
