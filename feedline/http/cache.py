@@ -131,11 +131,6 @@ class Cache:
                     self._client = client
         return self._client
 
-    @property
-    def available(self) -> bool:
-        """Return False while the breaker is open (the caller should not even try)."""
-        return self.breaker.allow()
-
     def _call(self, fn, *args):
         if not self.breaker.allow():
             BYPASSED.inc()
@@ -149,10 +144,6 @@ class Cache:
             return None
         self.breaker.success()
         return result
-
-    def get(self, key: str) -> bytes | None:
-        """Return the raw entry at ``key``; None when absent or Redis is unavailable."""
-        return self._call(lambda: self._redis().get(key))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """Return the raw entries (one MGET), or None when Redis is unavailable."""

@@ -245,12 +245,12 @@ class ReadModel:
             return spec.decode(entry)
         LOOKUPS.labels(spec.name, "miss").inc()
         if entry is not None and entry[:1] == LEASE:
+            # Another reader is loading it: wait briefly, else load for ourselves (no write).
             (entry,) = self.cache.wait_for([key])
             if entry is not None and entry[:1] == VALUE:
                 return spec.decode(entry)
-            token = None  # the other loader's lease: load for ourselves, write nothing
         window = self._load_window(spec, owner)
-        if token is not None and entry == b"":
+        if token is not None and entry == b"":  # b"": the lease is ours
             self.cache.fill(token, [(key, spec.encode(window), self._ttl[spec.name])])
         return window
 
