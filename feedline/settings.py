@@ -164,6 +164,11 @@ class ReadSettings:
     redis_backoff_max_s: float = 5.0
     cassandra_timeout_s: float = 2.0
     cassandra_retry_s: float = 1.0  # after a failed connect, answer 503 this long before retrying
+    # In-process copies of Redis entries per worker (feedline.http.near_cache), dropped
+    # when Redis reports the key changed; 0 turns them off. The age cap is a backstop only.
+    near_cache_size: int = 20_000  # Redis entries (windows, shards, profiles)
+    near_cache_pages: int = 5_000  # rendered feed and shard-list pages
+    near_cache_max_age_s: float = 10.0
     token_cache_ttl_s: float = 60.0  # in-process bearer token -> user id
     token_cache_size: int = 100_000
 
@@ -263,6 +268,9 @@ def load() -> Settings:
             negative_ttl_s=_int("FEEDLINE_NEGATIVE_TTL_S", 30),
             redis_timeout_s=_float("FEEDLINE_REDIS_TIMEOUT_S", 0.05),
             cassandra_timeout_s=_float("FEEDLINE_CASSANDRA_READ_TIMEOUT_S", 2.0),
+            near_cache_size=_int("FEEDLINE_NEAR_CACHE_SIZE", 20_000),
+            near_cache_pages=_int("FEEDLINE_NEAR_CACHE_PAGES", 5_000),
+            near_cache_max_age_s=_float("FEEDLINE_NEAR_CACHE_MAX_AGE_S", 10.0),
             token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 60.0),
         ),
     )

@@ -10,6 +10,10 @@ compare-and-set on its lease, so when the pipeline invalidates the key meanwhile
 removes the lease too), a value read before the change is never cached after it: the next
 read loads afresh. These are memcache-style leases (Nishtala et al., NSDI 2013).
 
+Lookups check this worker's in-process copy first (``near_cache``: kept honest by Redis
+client tracking), so a hot page makes no round trip at all; only what it lacks goes to
+the lease script.
+
 Redis is a cache: any Redis error opens a breaker and the read carries on from Cassandra.
 While the breaker is open, requests skip Redis entirely (zero cost); after a backoff
 (doubling, capped) one request probes it again, so a dead Redis costs one short socket
@@ -29,11 +33,13 @@ from prometheus_client import Counter, Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from feedline.http.near_cache import NEAR, NearCache
 from feedline.settings import ReadSettings
 
 logger = logging.getLogger(__name__)
 
 VALUE, NEGATIVE, LEASE = b"V", b"N", b"L"
+NEAR_HIT, NEAR_MISS = NEAR.labels("hit"), NEAR.labels("miss")
 
 LOOKUPS = Counter("feedline_cache_lookups", "Read-path cache lookups", ["kind", "result"])
 REDIS_ERRORS = Counter("feedline_cache_redis_errors", "Redis calls that failed on the read path")
@@ -113,6 +119,13 @@ class Cache:
         self._client: redis.Redis | None = None
         self._lock = threading.Lock()
         self.breaker = Breaker(reads.redis_backoff_s, reads.redis_backoff_max_s)
+        self.near = NearCache(
+            url,
+            reads.near_cache_size,
+            reads.near_cache_pages,
+            reads.near_cache_max_age_s,
+            reads.redis_timeout_s,
+        )
         self._lease_script = self._fill_script = None
 
     def _redis(self) -> redis.Redis:
@@ -141,6 +154,7 @@ class Cache:
             REDIS_ERRORS.inc()
             BYPASSED.inc()
             self.breaker.failure(exc)
+            self.near.reset()  # no copies of a Redis that fails: reads go to Cassandra
             return None
         self.breaker.success()
         return result
@@ -152,9 +166,31 @@ class Cache:
         return self._call(lambda: self._redis().mget(keys))
 
     def lease(self, keys: Sequence[str]) -> tuple[bytes, list[bytes]] | None:
-        """Take leases on the missing ``keys``: (our lease value, per key "" or its entry)."""
-        token = LEASE + secrets.token_hex(8).encode()
+        """Take leases on the missing ``keys``: (our lease value, per key "" or its entry).
 
+        Keys this worker holds a copy of are answered from it; only the rest go to Redis.
+        """
+        token = LEASE + secrets.token_hex(8).encode()
+        near = self.near.get(keys) if self.near.enabled and not self.breaker.failing else None
+        if near is None:
+            return self._lease(token, keys)
+        generation, entries = near
+        missing = [i for i, entry in enumerate(entries) if entry is None]
+        NEAR_HIT.inc(len(keys) - len(missing))
+        if not missing:
+            return token, entries
+        NEAR_MISS.inc(len(missing))
+        asked = [keys[i] for i in missing]
+        leased = self._lease(token, asked)
+        if leased is None:
+            return None
+        found = leased[1]
+        self.near.keep(generation, asked, found)
+        for i, entry in zip(missing, found, strict=True):
+            entries[i] = entry
+        return token, entries
+
+    def _lease(self, token: bytes, keys: Sequence[str]) -> tuple[bytes, list[bytes]] | None:
         def run() -> list[bytes]:
             self._redis()
             return self._lease_script(keys=list(keys), args=[token, self._reads.lease_ms])
@@ -211,5 +247,6 @@ class Cache:
         self.breaker.success()
 
     def close(self) -> None:
+        self.near.close()
         if self._client is not None:
             self._client.close()

@@ -52,7 +52,8 @@ class ShardComments:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
         limit, cursor = pages.params(req)
-        found, next_cursor = self._reads.page(COMMENTS, shard_id, cursor, limit)
+        page = self._reads.page(COMMENTS, shard_id, cursor, limit)
+        found, next_cursor = page.rows, page.next_cursor
         if cursor is None:
             self._reads.require("shard", shard_id, found)
         items = [

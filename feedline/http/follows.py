@@ -22,7 +22,8 @@ class _Edges:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
         limit, cursor = pages.params(req)
-        rows, next_cursor = self._reads.page(self.list_spec, user_id, cursor, limit)
+        page = self._reads.page(self.list_spec, user_id, cursor, limit)
+        rows, next_cursor = page.rows, page.next_cursor
         if cursor is None:
             self._reads.require("user", user_id, rows)
         profiles = self._reads.objects([("user", other) for other, _ in rows])

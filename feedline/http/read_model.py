@@ -69,6 +69,15 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Page:
+    """Rows of one page, the cursor after them, and whether they came from the window."""
+
+    rows: list[tuple[Any, ...]]
+    next_cursor: str | None
+    windowed: bool
+
+
+@dataclass(frozen=True)
 class ListSpec:
     """How one list is keyed, queried, ordered, cached and turned into rows."""
 
@@ -209,9 +218,7 @@ class ReadModel:
 
     # -- lists ---------------------------------------------------------------------------
 
-    def page(
-        self, spec: ListSpec, owner: int, cursor: str | None, limit: int
-    ) -> tuple[list[tuple[Any, ...]], str | None]:
+    def page(self, spec: ListSpec, owner: int, cursor: str | None, limit: int) -> Page:
         """Return up to ``limit`` rows after ``cursor`` and the cursor after them (or None)."""
         scope = f"{spec.name}:{owner}"
         after = None if cursor is None else self.cursors.decode(scope, cursor, spec.pos)
@@ -219,13 +226,33 @@ class ReadModel:
             served = _from_window(self._window(spec, owner), spec, after, limit)
             if served is not None:
                 rows, more = served
-                return rows, self._next(scope, spec, rows, more)
+                return Page(rows, self._next(scope, spec, rows, more), True)
         if after is None:
             found = self.store.rows(spec.name, owner, limit + 1)
         else:
             found = self.store.rows(f"{spec.name}_after", owner, *spec.after(after), limit + 1)
         rows = [spec.row(r) for r in found]
-        return rows[:limit], self._next(scope, spec, rows[:limit], len(rows) > limit)
+        return Page(rows[:limit], self._next(scope, spec, rows[:limit], len(rows) > limit), False)
+
+    def rendered(
+        self, spec: ListSpec, name: str, build: Callable[[], tuple[bytes, list[str] | None]]
+    ) -> bytes:
+        """Serve a rendered response from this worker's near cache, else build and keep it.
+
+        ``build`` returns the body and the cache keys it was made from (None: it used rows
+        no key covers, so it is not kept). A kept page is dropped as soon as any of those
+        keys changes in Redis (``NearCache.keep_derived``). It counts as a hit of ``spec``.
+        """
+        near = self.cache.near
+        body = near.derived(name)
+        if body is not None:
+            _counter(spec.name, "hit").inc()
+            return body
+        generation = near.generation()
+        body, keys = build()
+        if generation is not None and keys is not None:
+            near.keep_derived(generation, name, body, keys)
+        return body
 
     def _next(self, scope: str, spec: ListSpec, rows: list, more: bool) -> str | None:
         if not (more and rows):
@@ -241,9 +268,9 @@ class ReadModel:
         key = spec.key(owner)
         token, (entry,) = self._lookup([key])
         if entry is not None and entry[:1] == VALUE:
-            LOOKUPS.labels(spec.name, "hit").inc()
+            _counter(spec.name, "hit").inc()
             return spec.decode(entry)
-        LOOKUPS.labels(spec.name, "miss").inc()
+        _counter(spec.name, "miss").inc()
         if entry is not None and entry[:1] == LEASE:
             # Another reader is loading it: wait briefly, else load for ourselves (no write).
             (entry,) = self.cache.wait_for([key])
@@ -294,8 +321,9 @@ class ReadModel:
                 waiting.append(i)
             else:
                 out[wanted[i]] = _payload(entry)
-        LOOKUPS.labels("object", "hit").inc(len(out))
-        LOOKUPS.labels("object", "miss").inc(len(wanted) - len(out))
+        _counter("object", "hit").inc(len(out))
+        if len(out) < len(wanted):
+            _counter("object", "miss").inc(len(wanted) - len(out))
         if waiting:
             polled = self.cache.wait_for([keys[i] for i in waiting])
             for i, entry in zip(waiting, polled, strict=True):
@@ -352,6 +380,17 @@ class ReadModel:
         """Raise 404 when an empty first page belongs to an owner that does not exist."""
         if not rows and not self.exists(kind, id_):
             raise falcon.HTTPNotFound(title=f"No such {kind}", description=f"No {kind} {id_}.")
+
+
+def _counter(kind: str, result: str) -> Any:
+    """Return the labelled LOOKUPS child, made once (``labels`` is costly on a hot path)."""
+    child = _COUNTERS.get((kind, result))
+    if child is None:
+        child = _COUNTERS[(kind, result)] = LOOKUPS.labels(kind, result)
+    return child
+
+
+_COUNTERS: dict[tuple[str, str], Any] = {}
 
 
 def _payload(entry: bytes) -> bytes | None:
