@@ -36,6 +36,7 @@ REDIS_DB = 7
 DLQ_TOPIC = "feedline.bench.dlq"
 logger = logging.getLogger("bench")
 WEB_PORT, PIPELINE_PORT, CONST_PORT, SINK_PORT = 18000, 18001, 18002, 18003
+REDIS_ONLY_PORT = 18004  # the web with its near cache off (reads bench baseline)
 
 
 @dataclass
@@ -76,10 +77,12 @@ class BenchEnv:
         env.update(extra)
         return env
 
-    def gunicorn(self, name: str, app: str, port: int) -> BenchProcess:
+    def gunicorn(self, name: str, app: str, port: int, **extra: str) -> BenchProcess:
         """gunicorn with the product's config file, on ``port``, serving ``app``."""
         metrics = self.work / f"metrics-{port}"
-        env = self.child_env(FEEDLINE_WEB_PORT=str(port), FEEDLINE_METRICS_DIR=str(metrics))
+        env = self.child_env(
+            FEEDLINE_WEB_PORT=str(port), FEEDLINE_METRICS_DIR=str(metrics), **extra
+        )
         argv = [str(BIN / "gunicorn"), "-c", "python:feedline.http.gunicorn_conf", app]
         return BenchProcess(name, argv, env, self.work / f"{name}.log", port)
 
