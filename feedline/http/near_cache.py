@@ -214,7 +214,7 @@ class NearCache:
             self._clear()
             return
         for raw in keys:
-            key = raw.decode()
+            key = raw.decode(errors="surrogateescape")  # keys are ours, but never crash
             self._entries.pop(key, None)
             for name in self._dependents.pop(key, ()):
                 self._derived.pop(name, None)

@@ -244,6 +244,8 @@ class ReadModel:
         keys changes in Redis (``NearCache.keep_derived``). It counts as a hit of ``spec``.
         """
         near = self.cache.near
+        if self.cache.breaker.failing:  # Redis failing: no copies, read from Cassandra
+            return build()[0]
         body = near.derived(name)
         if body is not None:
             _counter(spec.name, "hit").inc()
