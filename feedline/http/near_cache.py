@@ -18,8 +18,9 @@ How it stays correct:
   flight (a generation count), so a value read before a change is never kept after it.
 - If the connection drops (Redis restarted, this client killed or over its output buffer
   limit) or Redis fails for the read path, the copy is emptied and only used again once
-  tracking is back on. A worker idle for ``IDLE_RESET_S`` starts afresh rather than read a
-  backlog of invalidations on one request.
+  tracking is back on. A worker idle for ``IDLE_RESET_S``, or finding more than
+  ``MAX_DRAIN`` invalidations waiting (a mass invalidation), starts afresh rather than
+  parse the backlog on one request (that cost tens of ms at the tail).
 - Entries also age out after ``max_age_s``: a bound for anything unforeseen, such as a key
   that expired in Redis but has not been deleted (and so announced) yet.
 
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 CHANNEL = b"__redis__:invalidate"
 KEEP = (b"V", b"N")  # entry kinds worth copying: values and negative entries
 IDLE_RESET_S = 2.0
+MAX_DRAIN = 200  # more invalidations than this waiting: drop everything, reconnect
 RETRY_S = 1.0  # after a failed (re)connect, look up nothing here for this long
 
 NEAR = Counter("feedline_near_cache", "In-process cache lookups by result", ["result"])
@@ -167,8 +169,13 @@ class NearCache:
         try:
             # Cheap readiness check first: after each drain redis-py's buffer is empty.
             if self._poll.poll(0):
+                applied = 0
                 while self._conn.can_read(timeout=0):
+                    if applied == MAX_DRAIN:  # a burst: starting afresh is cheaper
+                        self._reset()
+                        return self._connect(now)
                     self._apply(self._conn.read_response())
+                    applied += 1
         except (redis.RedisError, OSError) as exc:
             logger.info("near cache: tracking connection lost (%s); starting afresh", exc)
             self._reset()

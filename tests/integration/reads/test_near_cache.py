@@ -20,7 +20,7 @@ from feedline import cache_keys
 from feedline import statements as st
 from feedline.http.app import create_app, read_model
 from feedline.http.deps import Deps
-from feedline.http.near_cache import NearCache
+from feedline.http.near_cache import MAX_DRAIN, NearCache
 from tests.integration.reads.conftest import TS, fake_handle
 
 pytestmark = pytest.mark.integration
@@ -140,3 +140,16 @@ def test_a_cached_feed_page_shows_a_change_on_the_very_next_read(
     finally:
         reads.store.close()
         reads.cache.close()
+
+
+def test_a_burst_of_invalidations_starts_afresh_instead_of_parsing_it(near, keys, redis_client):
+    copied(near, redis_client, keys[0], b"Vone")
+    old = near.client_id
+    burst = [f"{keys[1]}:{i}" for i in range(MAX_DRAIN + 50)]
+    for key in burst:  # one round trip each: Redis batches a turn's keys in one message
+        redis_client.set(key, b"Vx", px=60_000)
+    redis_client.delete(*burst)
+    _, found = near.get([keys[0]])
+    assert found == [None]  # everything dropped, not only the keys in the burst
+    assert near.client_id not in (None, old)  # tracking again, on a fresh connection
+    copied(near, redis_client, keys[0], b"Vtwo")
