@@ -288,7 +288,7 @@ def _miss_open_loop(tokens: list[str], offset: int, seconds: float) -> _Latency:
         return http.call("GET", "/v1/feed?limit=20", token).status == 200, None
 
     results = open_loop(WEB_PORT, read, MISS_RATE, seconds, threads=8)
-    ms = [(r.done - r.due) * 1000 for r in results if r.ok]
+    ms = [r.latency * 1000 for r in results if r.ok]
     return _Latency(percentile(ms, 50), percentile(ms, 99), len(ms), len(results))
 
 

@@ -165,13 +165,18 @@ class Cache:
             return []
         return self._call(lambda: self._redis().mget(keys))
 
+    def copies(self) -> NearCache | None:
+        """This worker's near cache, or None while Redis fails (reads go to Cassandra)."""
+        return None if self.breaker.failing or not self.near.enabled else self.near
+
     def lease(self, keys: Sequence[str]) -> tuple[bytes, list[bytes]] | None:
         """Take leases on the missing ``keys``: (our lease value, per key "" or its entry).
 
         Keys this worker holds a copy of are answered from it; only the rest go to Redis.
         """
         token = LEASE + secrets.token_hex(8).encode()
-        near = self.near.get(keys) if self.near.enabled and not self.breaker.failing else None
+        copies = self.copies()
+        near = None if copies is None else copies.get(keys)
         if near is None:
             return self._lease(token, keys)
         generation, entries = near

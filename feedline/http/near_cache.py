@@ -118,18 +118,17 @@ class NearCache:
             while len(self._entries) > self._size:
                 del self._entries[next(iter(self._entries))]
 
-    def generation(self) -> int | None:
-        """Return the current generation (for ``keep_derived``), or None when not tracking."""
-        with self._lock:
-            return self._generation if self._sync() else None
+    def derived(self, name: str) -> tuple[int, bytes | None] | None:
+        """Return (generation, the derived entry or None), or None when not tracking.
 
-    def derived(self, name: str) -> bytes | None:
-        """Return a derived entry kept by ``keep_derived`` and still valid, else None."""
+        Pass the generation to ``keep_derived`` with what is then built on a miss.
+        """
         with self._lock:
             if not self._sync():
                 return None
             held = self._derived.get(name)
-            return held[0] if held is not None and held[1] > time.monotonic() else None
+            alive = held is not None and held[1] > time.monotonic()
+            return self._generation, held[0] if alive else None
 
     def keep_derived(
         self, generation: int, name: str, value: bytes, depends_on: Sequence[str]

@@ -243,16 +243,16 @@ class ReadModel:
         no key covers, so it is not kept). A kept page is dropped as soon as any of those
         keys changes in Redis (``NearCache.keep_derived``). It counts as a hit of ``spec``.
         """
-        near = self.cache.near
-        if self.cache.breaker.failing:  # Redis failing: no copies, read from Cassandra
+        near = self.cache.copies()
+        found = None if near is None else near.derived(name)
+        if found is None:  # no copies (Redis failing, or not tracking yet)
             return build()[0]
-        body = near.derived(name)
+        generation, body = found
         if body is not None:
             _counter(spec.name, "hit").inc()
             return body
-        generation = near.generation()
         body, keys = build()
-        if generation is not None and keys is not None:
+        if keys is not None:
             near.keep_derived(generation, name, body, keys)
         return body
 
