@@ -15,7 +15,8 @@ building 10,000 feeds through fan-out would only measure fan-out again. Runs, al
 
 Peak req/s use ``wrk_connections``; the miss latencies are also taken at 3 connections
 (one per worker: service time, no queue), with nothing cached and with only the feed
-windows dropped.
+windows dropped. Last, with the web idle, ``stall_probe`` times a fixed ~1 ms of Python
+CPU: its p99/p50 is how far this machine itself stretches any request's CPU at the tail.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import redis
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 
-from bench import seed, wrk
+from bench import seed, stall_probe, wrk
 from bench.client import Http, open_loop
 from bench.context import Ctx
 from bench.env import CONST_PORT, PIPELINE_PORT, REDIS_ONLY_PORT, WEB_PORT, wait_caught_up
@@ -119,6 +120,8 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
             cache.delete(key)
         runs.setdefault("window_open", []).append(_miss_open_loop(user_tokens, offset, d))
         offset += int(MISS_RATE * d) + 1
+    # The machine's own tail, with the web idle: what a miss's CPU cost gets stretched by.
+    stall = stall_probe.measure(d)
 
     def med(name: str, attr: str) -> float | None:
         return median([getattr(r, attr) for r in runs[name]])
@@ -226,6 +229,14 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
             "< 20 ms",
         ),
         Figure(
+            "reads.env.cpu_unit_p99",
+            "machine: CPU time of a fixed ~1 ms unit of Python work, p99 (web idle)",
+            stall["p99_ms"],
+            "ms",
+            stall["p50_ms"],
+            "the same unit's p50",
+        ),
+        Figure(
             "reads.zipf.hit_ratio",
             f"feed hit ratio, Zipf over {len(users):,} users",
             ratio,
@@ -242,6 +253,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
         k: [r if isinstance(r, float | None) else r.__dict__ for r in v] for k, v in runs.items()
     }
     details["zipf"] = zipf.__dict__
+    details["cpu_unit"] = stall
     details["zipf_warmup_hit_ratios"] = warmup
     details["window_miss_waited_for_pipeline_s"] = details_caught_up_s
     details["zipf_concurrent_posts"] = {"target_per_s": ZIPF_WRITES_PER_S, "ok": posted()}
