@@ -72,6 +72,10 @@ class BenchProcess:
     def rss_bytes(self) -> int:
         return tree_rss(self.proc.pid) if self.proc and self.proc.poll() is None else 0
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the process and its live descendants (workers)."""
+        return tree_cpu_s(self.proc.pid) if self.proc and self.proc.poll() is None else 0.0
+
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
@@ -101,6 +105,24 @@ def _rss(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and all its descendants."""
+    tree, total, stack = _children(), 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        total += _cpu_s(p)
+        stack.extend(tree.get(p, ()))
+    return total
 
 
 def tree_rss(pid: int) -> int:

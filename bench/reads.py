@@ -37,6 +37,7 @@ from bench.client import Http, open_loop
 from bench.context import Ctx
 from bench.env import CONST_PORT, PIPELINE_PORT, REDIS_ONLY_PORT, WEB_PORT, wait_caught_up
 from bench.figures import Figure, skipped
+from bench.procs import BenchProcess
 from bench.stats import median, percentile
 from feedline import cache_keys, cassandra
 from feedline import statements as st
@@ -118,7 +119,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     for _ in range(z.repeats):
         for key in cache.scan_iter(match=cache_keys.feed("*"), count=1000):
             cache.delete(key)
-        runs.setdefault("window_open", []).append(_miss_open_loop(user_tokens, offset, d))
+        runs.setdefault("window_open", []).append(_miss_open_loop(ctx.web, user_tokens, offset, d))
         offset += int(MISS_RATE * d) + 1
     # The machine's own tail, with the web idle: what a miss's CPU cost gets stretched by.
     stall = stall_probe.measure(d)
@@ -229,6 +230,12 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
             "< 20 ms",
         ),
         Figure(
+            "reads.window_miss.web_cpu_open",
+            f"web CPU per feed cache-miss at {MISS_RATE} misses/s (all workers)",
+            med("window_open", "web_cpu_ms"),
+            "ms",
+        ),
+        Figure(
             "reads.env.cpu_unit_p99",
             "machine: CPU time of a fixed ~1 ms unit of Python work, p99 (web idle)",
             stall["p99_ms"],
@@ -290,18 +297,21 @@ class _Latency:
     p99_ms: float | None
     ok: int
     sent: int
+    web_cpu_ms: float | None  # the web's CPU (all workers) per request in the run
 
 
-def _miss_open_loop(tokens: list[str], offset: int, seconds: float) -> _Latency:
+def _miss_open_loop(web: BenchProcess, tokens: list[str], offset: int, seconds: float) -> _Latency:
     """Read ``MISS_RATE`` distinct users' feeds per second (each one a window miss)."""
 
     def read(http: Http, i: int) -> tuple[bool, None]:
         token = tokens[(offset + i) % len(tokens)]
         return http.call("GET", "/v1/feed?limit=20", token).status == 200, None
 
+    cpu_before = web.cpu_s()
     results = open_loop(WEB_PORT, read, MISS_RATE, seconds, threads=8)
+    cpu_ms = (web.cpu_s() - cpu_before) * 1000 / len(results) if results else None
     ms = [r.latency * 1000 for r in results if r.ok]
-    return _Latency(percentile(ms, 50), percentile(ms, 99), len(ms), len(results))
+    return _Latency(percentile(ms, 50), percentile(ms, 99), len(ms), len(results), cpu_ms)
 
 
 @contextlib.contextmanager
