@@ -47,10 +47,15 @@ METHOD = """\
   Baseline: the same feed rows with the driver alone. Growth: log-log slope over sizes
   >= 1,000 (1.0 = linear); ratios per 10x are in the JSON.
 - **reads**: users' feeds (20 items) and a shard pool are written directly into the
-  bench keyspace; hit = a few users over and over; miss = each user once after
-  FLUSHDB (feed window, hydrated shards and profiles all cold at first); Zipf = P(rank r)
-  ~ 1/r over all users for `wrk_seconds` after a warm-up as long, hit ratio of feed
-  windows from the web's own `feedline_read_cache` counters.
+  bench keyspace; hit = a few users over and over, also against a second web with its
+  near cache off; miss = each user once after FLUSHDB (feed window, hydrated shards and
+  profiles all cold at first); Zipf = P(rank r) ~ 1/r over all users while users post,
+  after a warm-up to steady state, hit ratio of feed windows from the web's own
+  `feedline_read_cache` counters; window miss = only the feed windows dropped (shards and
+  profiles cached), wrk at 3 connections and an open-loop client at 100 misses/s, with the
+  web's CPU per request from /proc. Alongside the open-loop misses a separate process
+  times a fixed ~1 ms of Python work (`bench/stall_probe.py`): its CPU-time p99/p50 is how
+  far this machine stretches any request's CPU at the tail, whatever the code does.
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """

@@ -74,10 +74,10 @@ def _merge(new: dict, chosen: list[str]) -> dict:
     old = doc["benchmarks"].setdefault("resources", {"figures": []})
     fresh = {f["key"]: f for f in new["benchmarks"]["resources"]["figures"]}
     old["figures"] = [f for f in old["figures"] if f["key"] not in fresh] + list(fresh.values())
-    doc.setdefault("notes", []).append(
-        f"{', '.join(chosen)} (and their RSS figures) were measured by run {new['run_id']} "
-        f"at {new['date']}, merged into run {doc['run_id']} (`--merge`)."
-    )
+    said = f"{', '.join(chosen)} (and their RSS figures) were measured by run "
+    notes = [n for n in doc.get("notes", []) if not n.startswith(said)]  # older merges
+    merged = f"{new['run_id']} at {new['date']}, merged into run {doc['run_id']} (`--merge`)."
+    doc["notes"] = [*notes, said + merged]
     return doc
 
 
