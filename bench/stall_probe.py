@@ -1,14 +1,14 @@
 """How much this machine stretches a fixed piece of Python work: CPU time of a ~1 ms unit.
 
 Why: on the bench VM a fixed unit of pure Python work now and then takes about ten times
-its usual CPU time, in bursts every second or two, even with every service stopped (the
-host, not this stack: most likely it takes the vCPU away and the guest still charges that
-time to the running thread). A
-request's tail can be no better than its CPU cost stretched by that factor, so the reads
-bench measures it *alongside* each cache-miss run (the factor changes from minute to
-minute) and reports it beside the p99 it bounds. CPU time, not wall time, so waiting for
-a busy core does not count; the probe itself uses ~5% of one core. It runs in its own
-process (no GIL sharing with the load generator): ``python -m bench.stall_probe SECONDS``.
+its usual CPU time, in bursts every second or two, even with every service stopped (so
+the host, not this stack: most likely it takes the vCPU away and the guest still charges
+that time to the running thread). A request's tail can be no better than its CPU cost
+stretched by that factor, so the reads bench measures it *alongside* each cache-miss run
+(the factor changes from minute to minute) and reports it beside the p99 it bounds. CPU
+time, not wall time, so waiting for a busy core does not count; the probe itself uses ~5%
+of one core. It runs in its own process (no GIL sharing with the load generator):
+``python -m bench.stall_probe SECONDS`` prints JSON.
 """
 
 from __future__ import annotations
