@@ -115,21 +115,21 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and all its descendants."""
-    tree, total, stack = _children(), 0.0, [pid]
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    tree, found, stack = _children(), [], [pid]
     while stack:
         p = stack.pop()
-        total += _cpu_s(p)
+        found.append(p)
         stack.extend(tree.get(p, ()))
-    return total
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid`` and all its descendants."""
+    return sum(_cpu_s(p) for p in _tree(pid))
 
 
 def tree_rss(pid: int) -> int:
     """Resident bytes of ``pid`` and all its descendants."""
-    tree, total, stack = _children(), 0, [pid]
-    while stack:
-        p = stack.pop()
-        total += _rss(p)
-        stack.extend(tree.get(p, ()))
-    return total
+    return sum(_rss(p) for p in _tree(pid))

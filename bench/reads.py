@@ -108,8 +108,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     # The Zipf run's posts are processed first: their fan-out is not part of a read's cost.
     details_caught_up_s = wait_caught_up(PIPELINE_PORT)
     for _ in range(z.repeats):
-        for key in cache.scan_iter(match=cache_keys.feed("*"), count=1000):
-            cache.delete(key)
+        _drop_feed_windows(cache)
         run = wrk.run(env.work, "feed", WEB_PORT, d, 3, [str(tokens), "cold", str(offset)])
         offset += run.requests + 6
         runs["window3"].append(run)
@@ -117,8 +116,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     # closed loop above keeps 3 misses in flight back to back, which saturates the 2 cores.
     user_tokens = [u.token for u in users]
     for _ in range(z.repeats):
-        for key in cache.scan_iter(match=cache_keys.feed("*"), count=1000):
-            cache.delete(key)
+        _drop_feed_windows(cache)
         # Alongside: how far the machine itself stretches CPU time meanwhile.
         with stall_probe.alongside(d) as stall:
             missed = _miss_open_loop(ctx.web, user_tokens, offset, d)
@@ -291,6 +289,12 @@ def _warm_up(work, tokens, users: int, cold_rps: float, seconds: float, conns: i
         if settled and ratios[-1] - ratios[-2] < ZIPF_SETTLED:
             break
     return ratios
+
+
+def _drop_feed_windows(cache: redis.Redis) -> None:
+    """Delete every cached feed window (shards and profiles stay): the next reads miss."""
+    for key in cache.scan_iter(match=cache_keys.feed("*"), count=1000):
+        cache.delete(key)
 
 
 @dataclasses.dataclass
