@@ -149,10 +149,14 @@ def assert_caught_up(running: Pipeline, ends: dict[tuple[str, int], int]) -> Non
 def pipeline(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Pipeline]:
     log = tmp_path_factory.mktemp("pipeline") / "pipeline.log"
     running = start_pipeline(log, free_port(), GROUP)
-    ends = log_ends(settings)  # start every test from a caught-up pipeline
-    eventually(lambda: assert_caught_up(running, ends), timeout=300, interval=0.5)
-    yield running
-    code = stop_pipeline(running)
+    try:
+        ends = log_ends(settings)  # start every test from a caught-up pipeline
+        eventually(lambda: assert_caught_up(running, ends), timeout=300, interval=0.5)
+        yield running
+    finally:
+        # Also when the setup fails: a leftover pipeline in GROUP would take half the
+        # partitions from every later run's pipeline, which then never catches up.
+        code = stop_pipeline(running)
     assert code == 0, f"pipeline did not stop cleanly ({code}); see {log}"
 
 
