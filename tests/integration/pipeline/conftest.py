@@ -39,7 +39,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-GROUP = "feedline-test-pipeline"
+# FEEDLINE_TEST_GROUP lets two suites share one stack without splitting one group.
+GROUP = os.environ.get("FEEDLINE_TEST_GROUP", "feedline-test-pipeline")
 SHUTDOWN_BOUND_S = 60.0
 
 
