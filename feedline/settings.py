@@ -15,6 +15,11 @@ from feedline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Development defaults that a production deployment must replace (see require_production_ready).
+DEV_CURSOR_SECRET = "feedline-dev-cursor-secret"  # noqa: S105 (refused in production)
+DEV_PG_PASSWORD = "feedline-dev"  # noqa: S105 (refused in production)
+MIN_SECRET_BYTES = 32
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -46,7 +51,7 @@ class PostgresSettings:
     port: int = 5432
     database: str = "feedline"
     user: str = "feedline"
-    password: str = field(default="feedline-dev", repr=False)
+    password: str = field(default=DEV_PG_PASSWORD, repr=False)
     pool_min: int = 1
     pool_max: int = 8
     connect_timeout_s: int = 3
@@ -120,6 +125,9 @@ class WebSettings:
     port: int = 8000
     max_body_bytes: int = 16 * 1024
     pipeline_health_url: str = "http://127.0.0.1:8001"
+    # Readiness, /health/actors and /metrics: a second gunicorn listener, loopback by default.
+    ops_host: str = "127.0.0.1"
+    ops_port: int = 8002
     # gunicorn: sync workers by default (2 cores); threads > 1 switches to gthread.
     workers: int = 3
     threads: int = 1
@@ -147,7 +155,9 @@ class ReadSettings:
     """The read path: cursor signing, cache TTLs, and how fast to give up on a dependency."""
 
     # Signs pagination cursors (HMAC-SHA256); set FEEDLINE_CURSOR_SECRET in production.
-    cursor_secret: str = field(default="feedline-dev-cursor-secret", repr=False)
+    cursor_secret: str = field(default=DEV_CURSOR_SECRET, repr=False)
+    # The secret before a rotation: cursors it signed are still accepted ("" = none).
+    cursor_secret_previous: str = field(default="", repr=False)
     # Cached first 100 entries of a feed / a user's shards. Invalidation is event-driven;
     # the TTL only bounds staleness after a double fault (Redis down, then the pipeline
     # killed while holding pending invalidations) and sets the steady-state miss rate:
@@ -169,12 +179,29 @@ class ReadSettings:
     near_cache_size: int = 20_000  # Redis entries (windows, shards, profiles)
     near_cache_pages: int = 5_000  # rendered feed and shard-list pages
     near_cache_max_age_s: float = 10.0
-    token_cache_ttl_s: float = 60.0  # in-process bearer token -> user id
+    # In-process bearer token -> user id. It is also how long a revoked or expired token
+    # can still pass in a worker that cached it: keep it at 1 s or below.
+    token_cache_ttl_s: float = 1.0
     token_cache_size: int = 100_000
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """Passwords and bearer tokens: how long a token lives, how hard a password hash is."""
+
+    # Fixed expiry from the moment a token is minted (sign-up or login); not sliding.
+    token_ttl_s: int = 30 * 24 * 3600
+    # argon2id cost, OWASP's minimum (19 MiB, 2 passes, 1 lane): ~28 ms of CPU per hash on
+    # the 2-core box. Raising them re-hashes each password at its owner's next login.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19 * 1024
+    argon2_parallelism: int = 1
+
+
+@dataclass(frozen=True)
 class Settings:
+    """Every setting; ``env`` is ``FEEDLINE_ENV`` (``development`` or ``production``)."""
+
     postgres: PostgresSettings
     kafka: KafkaSettings
     connect: ConnectSettings
@@ -184,18 +211,50 @@ class Settings:
     web: WebSettings
     pipeline: PipelineSettings
     reads: ReadSettings = field(default_factory=ReadSettings)
+    accounts: AccountSettings = field(default_factory=AccountSettings)
+    env: str = "development"
+
+    def require_production_ready(self) -> None:
+        """Refuse, in one line naming the setting, to run production on development secrets.
+
+        Outside production the development defaults are fine (the local stack needs no
+        configuration); in production a default, empty or short cursor secret would let
+        anyone forge cursors, and the default database password is public in this repo.
+        """
+        if self.env != "production":
+            return
+        secrets = {
+            "FEEDLINE_CURSOR_SECRET": self.reads.cursor_secret,
+            "FEEDLINE_CURSOR_SECRET_PREVIOUS": self.reads.cursor_secret_previous or None,
+        }
+        for name, value in secrets.items():
+            if value is None:
+                continue
+            if value == DEV_CURSOR_SECRET or len(value.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"{name} must be set to a secret of at least {MIN_SECRET_BYTES} bytes "
+                    "in production (FEEDLINE_ENV=production)"
+                )
+        if self.postgres.password in ("", DEV_PG_PASSWORD):
+            raise ConfigError(
+                "FEEDLINE_PG_PASSWORD must be set (not empty, not the development default) "
+                "in production (FEEDLINE_ENV=production)"
+            )
 
 
 def load() -> Settings:
     """Build the settings from the environment (FEEDLINE_* variables)."""
     var_dir = Path(_env("FEEDLINE_VAR_DIR", str(ROOT / "var"))).resolve()
+    env = _env("FEEDLINE_ENV", "development")
+    if env not in ("development", "production"):
+        raise ConfigError(f"FEEDLINE_ENV must be development or production, got {env!r}")
     return Settings(
         postgres=PostgresSettings(
             host=_env("FEEDLINE_PG_HOST", "127.0.0.1"),
             port=_int("FEEDLINE_PG_PORT", 5432),
             database=_env("FEEDLINE_PG_DATABASE", "feedline"),
             user=_env("FEEDLINE_PG_USER", "feedline"),
-            password=_env("FEEDLINE_PG_PASSWORD", "feedline-dev"),
+            password=_env("FEEDLINE_PG_PASSWORD", DEV_PG_PASSWORD),
             pool_min=_int("FEEDLINE_PG_POOL_MIN", 1),
             pool_max=_int("FEEDLINE_PG_POOL_MAX", 8),
             connect_timeout_s=_int("FEEDLINE_PG_CONNECT_TIMEOUT_S", 3),
@@ -244,6 +303,8 @@ def load() -> Settings:
             port=_int("FEEDLINE_WEB_PORT", 8000),
             max_body_bytes=_int("FEEDLINE_MAX_BODY_BYTES", 16 * 1024),
             pipeline_health_url=_env("FEEDLINE_PIPELINE_HEALTH_URL", "http://127.0.0.1:8001"),
+            ops_host=_env("FEEDLINE_OPS_HOST", "127.0.0.1"),
+            ops_port=_int("FEEDLINE_OPS_PORT", 8002),
             workers=_int("FEEDLINE_WEB_WORKERS", 3),
             threads=_int("FEEDLINE_WEB_THREADS", 1),
             metrics_dir=_env("FEEDLINE_METRICS_DIR", ""),
@@ -260,8 +321,10 @@ def load() -> Settings:
             backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),
+        env=env,
         reads=ReadSettings(
-            cursor_secret=_env("FEEDLINE_CURSOR_SECRET", "feedline-dev-cursor-secret"),
+            cursor_secret=_env("FEEDLINE_CURSOR_SECRET", DEV_CURSOR_SECRET),
+            cursor_secret_previous=_env("FEEDLINE_CURSOR_SECRET_PREVIOUS", ""),
             feed_ttl_s=_int("FEEDLINE_FEED_TTL_S", 900),
             list_ttl_s=_int("FEEDLINE_LIST_TTL_S", 300),
             object_ttl_s=_int("FEEDLINE_OBJECT_TTL_S", 600),
@@ -271,6 +334,12 @@ def load() -> Settings:
             near_cache_size=_int("FEEDLINE_NEAR_CACHE_SIZE", 20_000),
             near_cache_pages=_int("FEEDLINE_NEAR_CACHE_PAGES", 5_000),
             near_cache_max_age_s=_float("FEEDLINE_NEAR_CACHE_MAX_AGE_S", 10.0),
-            token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 60.0),
+            token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 1.0),
+        ),
+        accounts=AccountSettings(
+            token_ttl_s=_int("FEEDLINE_TOKEN_TTL_S", 30 * 24 * 3600),
+            argon2_time_cost=_int("FEEDLINE_ARGON2_TIME_COST", 2),
+            argon2_memory_kib=_int("FEEDLINE_ARGON2_MEMORY_KIB", 19 * 1024),
+            argon2_parallelism=_int("FEEDLINE_ARGON2_PARALLELISM", 1),
         ),
     )

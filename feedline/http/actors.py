@@ -14,8 +14,6 @@ import urllib.request
 
 import falcon
 
-from feedline.http import spec
-
 logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 3.0
@@ -23,19 +21,6 @@ TIMEOUT_S = 3.0
 
 class PipelineActors:
     """Relay the pipeline's ``/health/actors`` report."""
-
-    openapi = {
-        "get": spec.operation(
-            "The pipeline's live supervision tree (relayed from the pipeline process)",
-            {
-                "200": spec.json_response(
-                    "Tree with each actor's state, restarts, last error and stats",
-                    {"type": "object", "required": ["status", "tree"]},
-                )
-            },
-            public=True,
-        )
-    }
 
     def __init__(self, pipeline_url: str):
         self._url = pipeline_url.rstrip("/") + "/health/actors"

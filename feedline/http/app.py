@@ -1,8 +1,12 @@
-"""Build the Feedline WSGI app: ``create_app(deps)`` for tests, ``get_app()`` for gunicorn.
+"""Build the Feedline WSGI apps: ``create_app(deps)`` (the API), ``create_ops_app(deps)``
+(readiness, actors, metrics) for tests, and ``get_app()`` for gunicorn.
 
 gunicorn calls ``feedline.http.app:get_app()`` in each worker after the fork; nothing here
 connects at import time (the PostgreSQL pool, the Redis client and the Cassandra session
-all connect on first use, inside the worker).
+all connect on first use, inside the worker). gunicorn listens on two sockets, the public
+API port and the ops port (loopback by default); :class:`PortDispatch` sends each
+connection to the app of the socket that accepted it, so operations endpoints are never
+reachable through the API port whatever the path looks like.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from feedline.http.metrics import MetricsMiddleware
 from feedline.http.openapi import OpenApi
 from feedline.http.read_model import ReadModel
 from feedline.http.read_store import ReadStore
-from feedline.http.routes import ROUTES
+from feedline.http.routes import OPS_ROUTES, ROUTES
+from feedline.http.security_headers import SecurityHeaders
 from feedline.http.token_cache import TokenCache
 from feedline.http.validation import IdConverter
 from feedline.settings import Settings, load
@@ -44,7 +49,7 @@ def create_app(deps: Deps) -> falcon.App:
         reads = deps.settings.reads
         deps.tokens = TokenCache(reads.token_cache_ttl_s, reads.token_cache_size)
     auth = AuthMiddleware(deps.db, tokens=deps.tokens)
-    app = falcon.App(middleware=[MetricsMiddleware(), auth])
+    app = falcon.App(middleware=[MetricsMiddleware(), SecurityHeaders(), auth])
     app.router_options.converters["id"] = IdConverter
     error_handlers.install(app)
     routes = [(template, factory(deps)) for template, factory in ROUTES]
@@ -54,9 +59,42 @@ def create_app(deps: Deps) -> falcon.App:
     return app
 
 
-def get_app() -> falcon.App:
-    """Build the app from the environment's settings (the gunicorn entry point)."""
+def create_ops_app(deps: Deps) -> falcon.App:
+    """Wire the operations routes (no bearer auth: the ops port is not public)."""
+    app = falcon.App(middleware=[SecurityHeaders()])
+    error_handlers.install(app)
+    for template, factory in OPS_ROUTES:
+        app.add_route(template, factory(deps))
+    return app
+
+
+class PortDispatch:
+    """Serve ``ops`` to connections accepted on ``ops_port``, ``public`` to all others.
+
+    gunicorn hands each request the accepted client socket (``gunicorn.socket``); its local
+    port is the listener's. Anything else (no socket, another port) gets the public app:
+    the ops app is only ever reached through its own listener.
+    """
+
+    def __init__(self, public: falcon.App, ops: falcon.App, ops_port: int):
+        self._public = public
+        self._ops = ops
+        self._ops_port = ops_port
+
+    def __call__(self, environ: dict, start_response: object) -> object:
+        sock = environ.get("gunicorn.socket")
+        try:
+            port = sock.getsockname()[1] if sock is not None else None
+        except (OSError, IndexError, TypeError):
+            port = None
+        app = self._ops if port == self._ops_port else self._public
+        return app(environ, start_response)
+
+
+def get_app() -> PortDispatch:
+    """Build both apps from the environment's settings (the gunicorn entry point)."""
     settings = load()
+    settings.require_production_ready()
     db = Database(settings.postgres)
     reads = read_model(settings, db)
     checks = [
@@ -67,7 +105,8 @@ def get_app() -> falcon.App:
         Check("change_capture", lambda: _connector_running(settings), critical=False),
         Check("pipeline", lambda: _pipeline_up(settings), critical=False),
     ]
-    return create_app(Deps(settings=settings, db=db, reads=reads, checks=checks))
+    deps = Deps(settings=settings, db=db, reads=reads, checks=checks)
+    return PortDispatch(create_app(deps), create_ops_app(deps), settings.web.ops_port)
 
 
 def _connector_running(settings: Settings) -> None:

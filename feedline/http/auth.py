@@ -56,25 +56,48 @@ def unauthorized(description: str) -> falcon.HTTPUnauthorized:
     )
 
 
-class AuthMiddleware:
-    """Require a valid bearer token on every /v1 route, and set ``req.context.user_id``.
+def is_public(resource: Any, method: str) -> bool:
+    """Tell whether ``resource`` lets anyone call ``method``: its OpenAPI operation says so.
 
-    A resource opts a method out by listing it in its ``public_methods`` attribute (only
-    ``POST /v1/users`` does: signing up is how one gets a token).
+    The same ``security: []`` that tells clients an operation needs no token decides it
+    here, so the document and the check cannot disagree. A method without an operation
+    (OPTIONS, HEAD, anything made up) is not public: the default is to deny.
+    """
+    operation = getattr(resource, "openapi", {}).get(method.lower())
+    return operation is not None and operation.get("security") == []
+
+
+def caller(req: falcon.Request) -> int:
+    """Return the authenticated caller's user id; deny (401) if the request has none.
+
+    Responders call this instead of reading ``req.context`` so that a route the middleware
+    somehow let through anonymously still fails closed, never with a 500 or as nobody.
+    """
+    user_id = getattr(req.context, "user_id", None)
+    if user_id is None:
+        raise unauthorized("Send Authorization: Bearer <token>.")
+    return user_id
+
+
+class AuthMiddleware:
+    """Require a valid bearer token on every route, and set ``req.context.user_id``.
+
+    The decision is made on the resource Falcon's router matched, after the router's own
+    path normalisation, never on the raw path (``//v1/feed`` once skipped a prefix check
+    and still reached the feed). Every matched route is protected unless its OpenAPI
+    operation for the method is public (:func:`is_public`: sign-up, login, liveness, this
+    document). An unmatched path has no resource; Falcon answers it 404 by itself.
     """
 
-    def __init__(self, db: Database, prefix: str = "/v1/", tokens: TokenCache | None = None):
+    def __init__(self, db: Database, tokens: TokenCache | None = None):
         self._db = db
-        self._prefix = prefix
         self._tokens = tokens
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
     ) -> None:
         req.context.user_id = None
-        if resource is None or not req.path.startswith(self._prefix):
-            return
-        if req.method in getattr(resource, "public_methods", ()):
+        if resource is None or is_public(resource, req.method):
             return
         token = bearer_token(req.get_header("Authorization"))
         if token is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from feedline.db import Cursor
-from feedline.http import pages, rows, spec, validation
+from feedline.http import auth, pages, rows, spec, validation
 from feedline.http.deps import Deps
 from feedline.http.read_model import COMMENTS, iso
 from feedline.http.shards import not_found
@@ -70,7 +70,7 @@ class ShardComments:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
         body = validation.read_json(req, self._max_bytes, {"body": validation.text})["body"]
-        params = {"shard": shard_id, "author": req.context.user_id, "body": body}
+        params = {"shard": shard_id, "author": auth.caller(req), "body": body}
         comment = self._db.run(lambda cur: _create(cur, params))
         if comment is None:
             raise not_found(shard_id)

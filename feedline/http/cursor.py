@@ -23,14 +23,20 @@ _INT = struct.Struct(">q")
 
 
 class CursorCodec:
-    """Sign and verify cursors with one secret."""
+    """Sign cursors with the current secret; accept the current or the previous one.
 
-    def __init__(self, secret: str):
+    Rotation: deploy the new secret with the old one as ``previous``; cursors already in
+    clients' hands keep working until they have been replaced (one page each), then drop
+    ``previous``.
+    """
+
+    def __init__(self, secret: str, previous: str = ""):
         self._key = secret.encode()
+        self._keys = [self._key] + ([previous.encode()] if previous else [])
 
-    def _tag(self, scope: str, packed: bytes) -> bytes:
+    def _tag(self, scope: str, packed: bytes, key: bytes | None = None) -> bytes:
         msg = scope.encode() + b"\0" + packed
-        return hmac.new(self._key, msg, hashlib.sha256).digest()[:TAG_BYTES]
+        return hmac.new(key or self._key, msg, hashlib.sha256).digest()[:TAG_BYTES]
 
     def encode(self, scope: str, position: tuple[int, ...]) -> str:
         """Return the cursor for ``position`` in the list named ``scope``."""
@@ -48,7 +54,7 @@ class CursorCodec:
         if len(raw) != size * _INT.size + TAG_BYTES:
             raise bad_cursor()
         packed, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
-        if not hmac.compare_digest(tag, self._tag(scope, packed)):
+        if not any(hmac.compare_digest(tag, self._tag(scope, packed, k)) for k in self._keys):
             raise bad_cursor()
         return tuple(v for (v,) in _INT.iter_unpack(packed))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from feedline.http import pages, spec
+from feedline.http import auth, pages, spec
 from feedline.http.deps import Deps
 from feedline.http.read_model import AUTHOR, FEED
 
@@ -27,7 +27,7 @@ class Feed:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit, cursor = pages.params(req)
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = pages.shard_page(self._reads, FEED, req.context.user_id, cursor, limit)
+        resp.data = pages.shard_page(self._reads, FEED, auth.caller(req), cursor, limit)
 
 
 class UserShards:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from feedline.db import Cursor
-from feedline.http import spec
+from feedline.http import auth, spec
 from feedline.http.deps import Deps
 from feedline.http.validation import unprocessable
 
@@ -42,11 +42,11 @@ class Following:
         self._db = deps.db
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        self._change(req.context.user_id, user_id, FOLLOW_SQL, +1)
+        self._change(auth.caller(req), user_id, FOLLOW_SQL, +1)
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: int) -> None:
-        self._change(req.context.user_id, user_id, UNFOLLOW_SQL, -1)
+        self._change(auth.caller(req), user_id, UNFOLLOW_SQL, -1)
         resp.status = falcon.HTTP_204
 
     def _change(self, me: int, other: int, sql: str, delta: int) -> None:

@@ -8,15 +8,22 @@ The access log records the request line, status, size and time, never headers, s
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
+from feedline.errors import ConfigError
 from feedline.settings import load
 
-_settings = load()
+try:
+    _settings = load()
+    _settings.require_production_ready()
+except ConfigError as _exc:  # one line naming the setting, before any worker starts
+    sys.exit(f"feedline web: {_exc}")
 _web = _settings.web
 _metrics_dir = _web.metrics_dir or str(_settings.stack.var_dir / "web-metrics")
 
-bind = f"{_web.host}:{_web.port}"
+# The API, and the ops listener (readiness, actors, metrics); app.PortDispatch tells them apart.
+bind = [f"{_web.host}:{_web.port}", f"{_web.ops_host}:{_web.ops_port}"]
 workers = _web.workers
 threads = _web.threads
 worker_class = "gthread" if _web.threads > 1 else "sync"

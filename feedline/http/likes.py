@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from feedline.db import Cursor
-from feedline.http import spec
+from feedline.http import auth, spec
 from feedline.http.deps import Deps
 from feedline.http.shards import not_found
 
@@ -36,11 +36,11 @@ class ShardLike:
         self._db = deps.db
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
-        self._change(shard_id, req.context.user_id, LIKE_SQL, +1)
+        self._change(shard_id, auth.caller(req), LIKE_SQL, +1)
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
-        self._change(shard_id, req.context.user_id, UNLIKE_SQL, -1)
+        self._change(shard_id, auth.caller(req), UNLIKE_SQL, -1)
         resp.status = falcon.HTTP_204
 
     def _change(self, shard_id: int, user_id: int, sql: str, delta: int) -> None:

@@ -21,8 +21,6 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from feedline.http import spec
-
 REQUESTS = Counter("feedline_http_requests", "HTTP requests handled", ["method", "route", "status"])
 LATENCY = Histogram(
     "feedline_http_request_duration_seconds",
@@ -32,8 +30,18 @@ LATENCY = Histogram(
 )
 
 
+# Label values for the request method: any other (made-up) method counts as OTHER, so a
+# client cannot mint new time series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """Return ``method`` if it is a known HTTP method, else ``OTHER``."""
+    return method if method in METHODS else "OTHER"
+
+
 class MetricsMiddleware:
-    """Record every request, labelled by its route template (bounded cardinality)."""
+    """Record every request, labelled by route template and known method (bounded cardinality)."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
@@ -45,20 +53,13 @@ class MetricsMiddleware:
         if started is None:
             return
         route = req.uri_template or "unmatched"
-        REQUESTS.labels(req.method, route, str(resp.status_code)).inc()
-        LATENCY.labels(req.method, route).observe(time.perf_counter() - started)
+        method = method_label(req.method)
+        REQUESTS.labels(method, route, str(resp.status_code)).inc()
+        LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
 class Metrics:
     """``GET /metrics``: Prometheus text exposition."""
-
-    openapi = {
-        "get": spec.operation(
-            "Prometheus metrics",
-            {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {}}}}},
-            public=True,
-        )
-    }
 
     def __init__(self, multiprocess_dir: str = ""):
         self._multiprocess_dir = multiprocess_dir

@@ -31,7 +31,7 @@ from prometheus_client import Counter
 from feedline import cache_keys
 from feedline.db import Database
 from feedline.http.cache import LEASE, NEGATIVE, VALUE, Cache
-from feedline.http.cursor import CursorCodec
+from feedline.http.cursor import CursorCodec, bad_cursor
 from feedline.http.read_store import ReadStore
 from feedline.settings import ReadSettings
 
@@ -107,6 +107,18 @@ class ListSpec:
         """Return True if ``row`` comes after ``position`` in this list's order."""
         here = row[: self.pos]
         return here < position if self.descending else here > position
+
+
+def _bounds(spec: ListSpec, position: tuple[int, ...]) -> tuple[Any, ...]:
+    """Return the query bounds of a signed position, or 400 if they are out of range.
+
+    A signed position is ours, but a position signed with a leaked (or the development)
+    secret can still hold any 64-bit value: a time past year 9999 is a bad cursor, not a 500.
+    """
+    try:
+        return spec.after(position)
+    except (OverflowError, ValueError):
+        raise bad_cursor() from None
 
 
 def _time_id(ms: int, id_: int) -> tuple[Any, ...]:
@@ -207,7 +219,7 @@ class ReadModel:
         self.store = store
         self._db = db
         self._reads = reads
-        self.cursors = CursorCodec(reads.cursor_secret)
+        self.cursors = CursorCodec(reads.cursor_secret, reads.cursor_secret_previous)
         self._ttl = {
             "feed": reads.feed_ttl_s,
             "author": reads.feed_ttl_s,
@@ -222,6 +234,7 @@ class ReadModel:
         """Return up to ``limit`` rows after ``cursor`` and the cursor after them (or None)."""
         scope = f"{spec.name}:{owner}"
         after = None if cursor is None else self.cursors.decode(scope, cursor, spec.pos)
+        bounds = None if after is None else _bounds(spec, after)
         if limit <= self._reads.window:
             served = _from_window(self._window(spec, owner), spec, after, limit)
             if served is not None:
@@ -230,7 +243,7 @@ class ReadModel:
         if after is None:
             found = self.store.rows(spec.name, owner, limit + 1)
         else:
-            found = self.store.rows(f"{spec.name}_after", owner, *spec.after(after), limit + 1)
+            found = self.store.rows(f"{spec.name}_after", owner, *bounds, limit + 1)
         rows = [spec.row(r) for r in found]
         return Page(rows[:limit], self._next(scope, spec, rows[:limit], len(rows) > limit), False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import falcon
 
 from feedline.db import Cursor
-from feedline.http import rows, spec, validation
+from feedline.http import auth, rows, spec, validation
 from feedline.http.deps import Deps
 
 # One round trip: the insert and the author's count are one statement, one transaction.
@@ -48,7 +48,7 @@ class Shards:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = validation.read_json(req, self._max_bytes, {"body": validation.text})["body"]
-        params = {"author": req.context.user_id, "body": body}
+        params = {"author": auth.caller(req), "body": body}
         shard = self._db.run(lambda cur: _fetch(cur, CREATE_SQL, params))
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/shards/{shard['id']}"
@@ -83,7 +83,7 @@ class Shard:
         resp.media = shard
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
-        self._db.run(lambda cur: _delete(cur, shard_id, req.context.user_id))
+        self._db.run(lambda cur: _delete(cur, shard_id, auth.caller(req)))
         resp.status = falcon.HTTP_204
 
 

@@ -75,25 +75,7 @@ SCHEMAS: dict[str, Any] = {
     "FollowUser": obj(
         {"id": ID, "handle": {"anyOf": [HANDLE, {"type": "null"}]}, "followed_at": TIMESTAMP}
     ),
-    "Health": {
-        "type": "object",
-        "required": ["status", "checks"],
-        "properties": {
-            "status": {"enum": ["ok", "degraded"]},
-            "checks": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["ok"],
-                    "properties": {
-                        "ok": {"type": "boolean"},
-                        "latency_ms": {"type": "number"},
-                        "error": {"type": "string"},
-                    },
-                },
-            },
-        },
-    },
+    "Liveness": obj({"status": {"enum": ["ok"]}}),
 }
 
 ERRORS = {

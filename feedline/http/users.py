@@ -17,7 +17,6 @@ PROFILE_SQL = """
 class Users:
     """``POST /v1/users``: create a user and return its bearer token, once."""
 
-    public_methods = frozenset({"POST"})
     openapi = {
         "post": spec.operation(
             "Sign up; the response holds the only copy of the bearer token",

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from feedline import settings as settings_mod
+from feedline.errors import ConfigError
 from feedline.pipeline.main import install_signal_handlers, run
 from feedline.pipeline.respawn import respawn
 
@@ -22,11 +23,17 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("cassandra").setLevel(logging.WARNING)
+    settings = settings_mod.load()
+    try:
+        settings.require_production_ready()
+    except ConfigError as exc:  # before any respawn: retrying cannot fix a setting
+        print(f"feedline pipeline: {exc}", file=sys.stderr)
+        return 2
     if args.respawn:
         return respawn([sys.executable, "-m", "feedline.pipeline"])
     stop = threading.Event()
     install_signal_handlers(stop)
-    return run(settings_mod.load(), stop)
+    return run(settings, stop)
 
 
 if __name__ == "__main__":

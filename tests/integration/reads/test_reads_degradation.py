@@ -15,7 +15,7 @@ import falcon.testing
 import pytest
 
 from feedline.db import Database
-from feedline.http.app import create_app, read_model
+from feedline.http.app import create_app, create_ops_app, read_model
 from feedline.http.deps import Deps
 from feedline.http.health import Check
 from feedline.stack.lifecycle import services
@@ -65,10 +65,11 @@ def test_redis_stopped_then_started_mid_test(deps, stack, settings, signup, seed
         per_request_ms = (time.perf_counter() - started) * 1000 / 50
         print(f"feed from Cassandra with Redis down: {per_request_ms:.2f} ms/request")
         assert deps.reads.cache.breaker.failing
-        health = client.simulate_get("/health")
+        ops = falcon.testing.TestClient(create_ops_app(deps))
+        health = ops.simulate_get("/health/ready")
         assert health.status_code == 200 and health.json["status"] == "degraded"
         assert health.json["checks"]["redis"]["ok"] is False
-        metrics = client.simulate_get("/metrics").text
+        metrics = ops.simulate_get("/metrics").text
         assert "feedline_cache_redis_up 0.0" in metrics
         assert "feedline_cache_bypassed_total" in metrics
     finally:
@@ -79,7 +80,8 @@ def test_redis_stopped_then_started_mid_test(deps, stack, settings, signup, seed
         assert resp.status_code == 200 and not deps.reads.cache.breaker.failing
 
     eventually(recovered, timeout=15)
-    assert client.simulate_get("/health").json["checks"]["redis"]["ok"] is True
+    ready = falcon.testing.TestClient(create_ops_app(deps)).simulate_get("/health/ready")
+    assert ready.json["checks"]["redis"]["ok"] is True
 
 
 def test_cassandra_stopped_with_a_warm_cache(deps, stack, settings, signup, seeder):
@@ -104,7 +106,8 @@ def test_cassandra_stopped_with_a_warm_cache(deps, stack, settings, signup, seed
             resp.json["title"] == "Service unavailable" and "cassandra" in resp.json["description"]
         )
         assert time.perf_counter() - started < 5
-        assert client.simulate_get("/health").status_code == 503
+        ops = falcon.testing.TestClient(create_ops_app(deps))
+        assert ops.simulate_get("/health/ready").status_code == 503
     finally:
         restart(cassandra, settings)
 
