@@ -36,6 +36,13 @@ REDIS_DB = 7
 DLQ_TOPIC = "feedline.bench.dlq"
 logger = logging.getLogger("bench")
 WEB_PORT, PIPELINE_PORT, CONST_PORT, SINK_PORT = 18000, 18001, 18002, 18003
+
+
+def ops_port(port: int) -> int:
+    """Return the ops listener's port of the bench gunicorn serving ``port``."""
+    return port + 1000
+
+
 REDIS_ONLY_PORT = 18004  # the web with its near cache off (reads bench baseline)
 
 
@@ -78,10 +85,14 @@ class BenchEnv:
         return env
 
     def gunicorn(self, name: str, app: str, port: int, **extra: str) -> BenchProcess:
-        """gunicorn with the product's config file, on ``port``, serving ``app``."""
+        """gunicorn with the product's config file, on ``port``, serving ``app``; its ops
+        listener (readiness, metrics) on ``ops_port(port)``."""
         metrics = self.work / f"metrics-{port}"
         env = self.child_env(
-            FEEDLINE_WEB_PORT=str(port), FEEDLINE_METRICS_DIR=str(metrics), **extra
+            FEEDLINE_WEB_PORT=str(port),
+            FEEDLINE_OPS_PORT=str(ops_port(port)),
+            FEEDLINE_METRICS_DIR=str(metrics),
+            **extra,
         )
         argv = [str(BIN / "gunicorn"), "-c", "python:feedline.http.gunicorn_conf", app]
         return BenchProcess(name, argv, env, self.work / f"{name}.log", port)

@@ -35,7 +35,14 @@ from cassandra.query import BatchStatement, BatchType
 from bench import seed, stall_probe, wrk
 from bench.client import Http, open_loop
 from bench.context import Ctx
-from bench.env import CONST_PORT, PIPELINE_PORT, REDIS_ONLY_PORT, WEB_PORT, wait_caught_up
+from bench.env import (
+    CONST_PORT,
+    PIPELINE_PORT,
+    REDIS_ONLY_PORT,
+    WEB_PORT,
+    ops_port,
+    wait_caught_up,
+)
 from bench.figures import Figure, skipped
 from bench.procs import BenchProcess
 from bench.stats import median, percentile
@@ -360,7 +367,7 @@ def _posting(tokens: list[str], rate: float, seconds: float, ctx: Ctx):
 
 def _lookups() -> dict[str, float]:
     """The web's feed-window cache lookups so far: {"hit": n, "miss": n}."""
-    url = f"http://127.0.0.1:{WEB_PORT}/metrics"
+    url = f"http://127.0.0.1:{ops_port(WEB_PORT)}/metrics"
     with urllib.request.urlopen(url, timeout=10) as resp:
         text = resp.read().decode()
     out = {"hit": 0.0, "miss": 0.0}

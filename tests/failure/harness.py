@@ -71,11 +71,11 @@ class Monitor(threading.Thread):
                 self.observed["pipeline: unreachable"] += 1
             for problem in (report or {}).get("problems", []):
                 self.observed[f"pipeline: {problem}"] += 1
-        status, body = get(self.web.url + "/health")
+        status, body = get(self.web.ops_url + "/health/ready")
         if status != 200:
             failing = [n for n, c in (body or {}).get("checks", {}).items() if not c.get("ok")]
             self.observed[f"web /health {status}: {','.join(failing) or '?'} down"] += 1
-        status, _ = get(self.web.url + "/health/actors")
+        status, _ = get(self.web.ops_url + "/health/actors")
         if status != 200:
             self.observed[f"web /health/actors {status}"] += 1
 

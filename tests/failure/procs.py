@@ -133,13 +133,16 @@ class Pipeline:
 
 
 class Web:
-    """gunicorn serving the API (2 sync workers) on a free port."""
+    """gunicorn serving the API (2 sync workers) on a free port, its ops listener on another."""
 
     def __init__(self, log: Path, metrics_dir: Path, pipeline_url: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ops_port = free_port()
+        self.ops_url = f"http://127.0.0.1:{self.ops_port}"
         self.log = log
         self.env = dict(os.environ, FEEDLINE_WEB_PORT=str(self.port), FEEDLINE_WEB_WORKERS="2",
+                        FEEDLINE_OPS_PORT=str(self.ops_port),
                         FEEDLINE_METRICS_DIR=str(metrics_dir),
                         FEEDLINE_PIPELINE_HEALTH_URL=pipeline_url)  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None

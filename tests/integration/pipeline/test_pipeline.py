@@ -222,19 +222,19 @@ def _assert_eq(actual: Any, expected: Any) -> None:
     assert actual == expected
 
 
-def test_web_api_relays_the_actor_tree_and_says_when_the_pipeline_is_away(
+def test_ops_port_relays_the_actor_tree_and_says_when_the_pipeline_is_away(
     pipeline: Pipeline, settings: Any, database: Any
 ) -> None:
     import dataclasses
 
     import falcon.testing
 
-    from feedline.http.app import create_app
+    from feedline.http.app import create_ops_app
     from feedline.http.deps import Deps
 
     def client_for(url: str) -> Any:
         web = dataclasses.replace(settings.web, pipeline_health_url=url)
-        app = create_app(Deps(settings=dataclasses.replace(settings, web=web), db=database))
+        app = create_ops_app(Deps(settings=dataclasses.replace(settings, web=web), db=database))
         return falcon.testing.TestClient(app)
 
     resp = client_for(pipeline.url).simulate_get("/health/actors")
