@@ -1,8 +1,10 @@
 """Authenticate API calls by bearer token; the database stores only SHA-256 hashes.
 
-A token is ``secrets.token_urlsafe(32)`` (256 random bits), shown once at signup. Since it
-is random and long, an unsalted SHA-256 is enough: it cannot be brute-forced, and a hash
-lookup stays one index probe. Tokens are never logged.
+A token is ``secrets.token_urlsafe(32)`` (256 random bits), shown once when minted (sign-up
+or ``POST /v1/sessions``). Since it is random and long, an unsalted SHA-256 is enough: it
+cannot be brute-forced, and a hash lookup stays one index probe. Tokens are never logged.
+A token stops working when it expires or is revoked (log out, account deletion); a worker
+that cached it refuses it within the token cache's TTL (1 s).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
+from datetime import datetime
 from typing import Any
 
 import falcon
@@ -42,12 +46,27 @@ def bearer_token(header: str | None) -> str | None:
     return token
 
 
-def store_token(cur: Cursor, user_id: int, token: str) -> None:
-    """Record the hash of ``token`` for ``user_id`` (inside the caller's transaction)."""
+def store_token(cur: Cursor, user_id: int, token: str, ttl_s: int) -> datetime:
+    """Record the hash of ``token`` for ``user_id``, valid ``ttl_s``; return its expiry.
+
+    Runs inside the caller's transaction. The expiry is fixed here, at minting, and never
+    extended by use (see README, "Accounts and tokens").
+    """
     cur.execute(
-        "INSERT INTO user_tokens (token_hash, user_id) VALUES (%s, %s)",
+        "INSERT INTO user_tokens (token_hash, user_id, expires_at)"
+        " VALUES (%s, %s, now() + make_interval(secs => %s)) RETURNING expires_at",
+        (hash_token(token), user_id, ttl_s),
+    )
+    return cur.fetchone()[0]
+
+
+def revoke_token(cur: Cursor, user_id: int, token: str) -> bool:
+    """Delete ``token`` if it is ``user_id``'s; tell whether it was there."""
+    cur.execute(
+        "DELETE FROM user_tokens WHERE token_hash = %s AND user_id = %s RETURNING 1",
         (hash_token(token), user_id),
     )
+    return cur.fetchone() is not None
 
 
 def unauthorized(description: str) -> falcon.HTTPUnauthorized:
@@ -114,13 +133,20 @@ class AuthMiddleware:
         digest = hash_token(token)
         user_id = self._tokens.get(digest)
         if user_id is None:
+            # Timed from before the query: a revocation committed after this read is
+            # honoured at most the cache TTL after the read began.
+            since = time.monotonic()
             user_id = self._db.run(lambda cur: _user_for(cur, token))
             if user_id is not None:
-                self._tokens.put(digest, user_id)
+                self._tokens.put(digest, user_id, since)
         return user_id
 
 
 def _user_for(cur: Cursor, token: str) -> int | None:
-    cur.execute("SELECT user_id FROM user_tokens WHERE token_hash = %s", (hash_token(token),))
+    """Return the user of a token that exists and has not expired, else None."""
+    cur.execute(
+        "SELECT user_id FROM user_tokens WHERE token_hash = %s AND expires_at > now()",
+        (hash_token(token),),
+    )
     row = cur.fetchone()
     return row[0] if row else None

@@ -6,6 +6,7 @@ import json
 import logging
 
 import falcon
+from psycopg2.errors import ForeignKeyViolation
 
 from feedline.errors import DependencyUnavailable
 
@@ -31,6 +32,21 @@ def dependency_unavailable(
     )
 
 
+def reference_gone(
+    req: falcon.Request, resp: falcon.Response, exc: ForeignKeyViolation, params: dict
+) -> None:
+    """Answer 409 when a row this request refers to was deleted meanwhile.
+
+    Writes lock what they refer to first, so this is the race with an account deletion:
+    its caller's token still passed (cached for up to a second) or its insert waited on
+    the deleted user's lock. Not a bug, and not the client's fault either.
+    """
+    raise falcon.HTTPConflict(
+        title="Gone meanwhile",
+        description="An account or shard this request refers to was deleted meanwhile.",
+    )
+
+
 def unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params: dict) -> None:
     """Log a bug with its traceback (never headers or body) and answer a JSON 500."""
     logger.exception("unhandled error in %s %s", req.method, req.uri_template or req.path)
@@ -44,3 +60,4 @@ def install(app: falcon.App) -> None:
     app.set_error_serializer(serialize)
     app.add_error_handler(Exception, unexpected)
     app.add_error_handler(DependencyUnavailable, dependency_unavailable)
+    app.add_error_handler(ForeignKeyViolation, reference_gone)

@@ -14,7 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from feedline.http import comments, feed, following, follows, likes, shards, users
+from feedline.http import (
+    account,
+    comments,
+    feed,
+    following,
+    follows,
+    likes,
+    sessions,
+    shards,
+    users,
+)
 from feedline.http.actors import PipelineActors
 from feedline.http.deps import Deps
 from feedline.http.health import Check, Liveness, Readiness
@@ -41,6 +51,9 @@ Routes = tuple[tuple[str, Callable[[Deps], object]], ...]
 
 ROUTES: Routes = (
     ("/v1/users", users.Users),
+    ("/v1/users/me", account.Account),
+    ("/v1/sessions", sessions.Sessions),
+    ("/v1/sessions/current", sessions.CurrentSession),
     ("/v1/users/{user_id:id}", users.User),
     ("/v1/users/{user_id:id}/shards", feed.UserShards),
     ("/v1/users/{user_id:id}/followers", follows.Followers),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from feedline.http import passwords
 from feedline.http.validation import BODY_MAX_CHARS, ID_MAX
 
 ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
@@ -16,6 +17,12 @@ HANDLE = {"type": "string", "pattern": "^[a-z0-9_]{3,30}$"}
 # No NUL: PostgreSQL text cannot hold it (the API answers 422).
 TEXT = {"type": "string", "minLength": 1, "maxLength": BODY_MAX_CHARS, "pattern": "^[^\\x00]*$"}
 COUNT = {"type": "integer", "minimum": 0}
+PASSWORD = {
+    "type": "string",
+    "minLength": passwords.MIN_CHARS,
+    "maxLength": passwords.MAX_CHARS,
+    "pattern": "^[^\\x00]*$",
+}
 
 
 def obj(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -34,8 +41,14 @@ SCHEMAS: dict[str, Any] = {
         "required": ["title", "description"],
         "properties": {"title": {"type": "string"}, "description": {"type": "string"}},
     },
-    "NewUser": obj({"handle": HANDLE}),
-    "CreatedUser": obj({"id": ID, "handle": HANDLE, "token": {"type": "string"}}),
+    "NewUser": obj({"handle": HANDLE, "password": PASSWORD}),
+    "CreatedUser": obj(
+        {"id": ID, "handle": HANDLE, "token": {"type": "string"}, "expires_at": TIMESTAMP}
+    ),
+    "Login": obj({"handle": HANDLE, "password": PASSWORD}),
+    "NewSession": obj(
+        {"user_id": ID, "handle": HANDLE, "token": {"type": "string"}, "expires_at": TIMESTAMP}
+    ),
     "User": obj(
         {
             "id": ID,

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+PASSWORD = "failure-load-password"  # sign-up needs 12..128 characters
+
 
 @dataclass
 class Outcome:
@@ -68,7 +70,9 @@ class Load:
         for _ in range(n):
             for _attempt in range(50):
                 handle = f"f_{secrets.token_hex(6)}"
-                status, body = self.call("POST", "/v1/users", body={"handle": handle})
+                status, body = self.call(
+                    "POST", "/v1/users", body={"handle": handle, "password": PASSWORD}
+                )
                 if status == 201:
                     self.users.append((body["id"], body["token"]))
                     break

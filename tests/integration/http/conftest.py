@@ -32,6 +32,10 @@ class ApiUser:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+# Every test user signs up with this password (12..128 characters; see http/passwords.py).
+PASSWORD = "correct horse battery staple"
+
+
 def unique_handle(prefix: str = "t") -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
@@ -58,7 +62,7 @@ def client(app: falcon.App) -> falcon.testing.TestClient:
 def signup(client: falcon.testing.TestClient) -> Callable[[], ApiUser]:
     def make() -> ApiUser:
         handle = unique_handle()
-        resp = client.simulate_post("/v1/users", json={"handle": handle})
+        resp = client.simulate_post("/v1/users", json={"handle": handle, "password": PASSWORD})
         assert resp.status_code == 201, resp.text
         return ApiUser(resp.json["id"], handle, resp.json["token"])
 

@@ -13,6 +13,7 @@ from feedline.db import Database
 from feedline.errors import DependencyUnavailable
 from feedline.http.app import create_app
 from feedline.http.deps import Deps
+from tests.integration.http.conftest import PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +57,9 @@ def test_an_error_rolls_the_whole_unit_back(database, query):
 def test_a_terminated_connection_is_replaced_and_the_request_succeeds(
     settings, small_db, small_client, query
 ):
-    resp = small_client.simulate_post("/v1/users", json={"handle": f"t_{secrets.token_hex(6)}"})
+    resp = small_client.simulate_post(
+        "/v1/users", json={"handle": f"t_{secrets.token_hex(6)}", "password": PASSWORD}
+    )
     assert resp.status_code == 201
     headers = {"Authorization": f"Bearer {resp.json['token']}"}
     user_id = resp.json["id"]
@@ -87,7 +90,9 @@ def test_a_second_loss_gives_up_with_dependency_unavailable(small_db):
 def test_an_unreachable_database_is_a_json_503(settings):
     db = Database(dataclasses.replace(settings.postgres, port=1, connect_timeout_s=1))
     client = falcon.testing.TestClient(create_app(Deps(settings=settings, db=db)))
-    resp = client.simulate_post("/v1/users", json={"handle": f"t_{secrets.token_hex(6)}"})
+    resp = client.simulate_post(
+        "/v1/users", json={"handle": f"t_{secrets.token_hex(6)}", "password": PASSWORD}
+    )
     assert resp.status_code == 503
     assert set(resp.json) == {"title", "description"}
     assert resp.headers["retry-after"] == "1"

@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from tests.integration.http.conftest import PASSWORD
+
 pytestmark = pytest.mark.integration
 
 
@@ -42,10 +44,11 @@ def call(port: int, method: str, path: str, body=None, token=None) -> tuple[int,
 
 @pytest.fixture
 def server(tmp_path):
-    port = free_port()
+    port, ops_port = free_port(), free_port()
     env = {
         **os.environ,
         "FEEDLINE_WEB_PORT": str(port),
+        "FEEDLINE_OPS_PORT": str(ops_port),
         "FEEDLINE_WEB_WORKERS": "2",
         "FEEDLINE_METRICS_DIR": str(tmp_path / "metrics"),
     }
@@ -65,15 +68,17 @@ def server(tmp_path):
         assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
         assert time.monotonic() < deadline, "gunicorn did not come up"
         time.sleep(0.2)
-    yield port, tmp_path / "gunicorn.log"
+    yield port, tmp_path / "gunicorn.log", ops_port
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
     log.close()
 
 
 def test_gunicorn_serves_writes_aggregates_metrics_and_never_logs_tokens(server):
-    port, log_path = server
-    status, body = call(port, "POST", "/v1/users", {"handle": f"g_{secrets.token_hex(6)}"})
+    port, log_path, ops_port = server
+    status, body = call(
+        port, "POST", "/v1/users", {"handle": f"g_{secrets.token_hex(6)}", "password": PASSWORD}
+    )
     assert status == 201
     token = json.loads(body)["token"]
     for _ in range(20):
@@ -81,7 +86,9 @@ def test_gunicorn_serves_writes_aggregates_metrics_and_never_logs_tokens(server)
         assert status == 201
     assert call(port, "GET", "/v1/shards/1", token="x" * 43)[0] == 401
 
-    status, text = call(port, "GET", "/metrics")
+    # Metrics are served on the ops listener only; the API port does not route them.
+    assert call(port, "GET", "/metrics")[0] == 404
+    status, text = call(ops_port, "GET", "/metrics")
     assert status == 200
     line = next(
         ln for ln in text.decode().splitlines()

@@ -18,6 +18,7 @@ from feedline.db import Database
 from feedline.http.app import create_app
 from feedline.http.deps import Deps
 from feedline.settings import load
+from tests.integration.http.conftest import PASSWORD
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP).exclude(path="/hea
 @pytest.fixture(scope="module")
 def token():
     resp = falcon.testing.TestClient(APP).simulate_post(
-        "/v1/users", json={"handle": f"fz_{secrets.token_hex(6)}"}
+        "/v1/users", json={"handle": f"fz_{secrets.token_hex(6)}", "password": PASSWORD}
     )
     assert resp.status_code == 201, resp.text
     yield resp.json["token"]

@@ -7,6 +7,8 @@ import secrets
 
 import pytest
 
+from tests.integration.http.conftest import PASSWORD
+
 pytestmark = pytest.mark.integration
 
 
@@ -16,10 +18,10 @@ def unique_handle() -> str:
 
 def test_signup_returns_id_handle_and_a_token_stored_only_as_a_hash(client, query):
     handle = unique_handle()
-    resp = client.simulate_post("/v1/users", json={"handle": handle})
+    resp = client.simulate_post("/v1/users", json={"handle": handle, "password": PASSWORD})
     assert resp.status_code == 201
     body = resp.json
-    assert set(body) == {"id", "handle", "token"}
+    assert set(body) == {"id", "handle", "token", "expires_at"}
     assert body["handle"] == handle
     assert resp.headers["location"] == f"/v1/users/{body['id']}"
     stored = query("SELECT token_hash FROM user_tokens WHERE user_id = %s", body["id"])
@@ -28,7 +30,7 @@ def test_signup_returns_id_handle_and_a_token_stored_only_as_a_hash(client, quer
 
 def test_taken_handle_is_409_and_creates_nothing(client, signup, query):
     user = signup()
-    resp = client.simulate_post("/v1/users", json={"handle": user.handle})
+    resp = client.simulate_post("/v1/users", json={"handle": user.handle, "password": PASSWORD})
     assert resp.status_code == 409
     assert set(resp.json) == {"title", "description"}
     assert query("SELECT count(*) FROM users WHERE handle = %s", user.handle) == [(1,)]
@@ -36,7 +38,7 @@ def test_taken_handle_is_409_and_creates_nothing(client, signup, query):
 
 @pytest.mark.parametrize("handle", ["ab", "UPPER", "has-dash", "x" * 31, "", 7, None])
 def test_bad_handle_is_422(client, handle):
-    resp = client.simulate_post("/v1/users", json={"handle": handle})
+    resp = client.simulate_post("/v1/users", json={"handle": handle, "password": PASSWORD})
     assert resp.status_code == 422
     assert set(resp.json) == {"title", "description"}
 
