@@ -109,3 +109,20 @@ def test_token_cache_expires_and_is_bounded():
     assert cache.get(b"a") is None and cache.get(b"c") == 3
     time.sleep(0.06)
     assert cache.get(b"c") is None
+
+
+def test_cursor_signed_with_the_previous_secret_is_accepted_during_rotation():
+    old = CursorCodec("old-secret")
+    rotated = CursorCodec("new-secret", previous="old-secret")
+    cursor = old.encode("feed:1", (7, 8))
+    assert rotated.decode("feed:1", cursor, 2) == (7, 8)
+    with pytest.raises(falcon.HTTPBadRequest):  # once `previous` is dropped, it is refused
+        CursorCodec("new-secret").decode("feed:1", cursor, 2)
+
+
+@pytest.mark.parametrize("ms", [2**63 - 1, -(2**63), 253_402_300_800_000])
+def test_signed_position_past_the_datetime_range_is_a_400(ms):
+    from feedline.http.read_model import _bounds
+
+    with pytest.raises(falcon.HTTPBadRequest):
+        _bounds(FEED, (ms, 1))
