@@ -144,6 +144,9 @@ class PipelineSettings:
     write_concurrency: int = 64
     read_concurrency: int = 16  # a writer's fan-out reads in flight at once
     commit_interval_s: float = 1.0
+    # Bound on draining a partition's in-flight events on a revoke or a graceful stop; the
+    # process's stop bound is derived from it (feedline.pipeline.main.stop_bounds).
+    drain_timeout_s: float = 20.0
     max_retries: int = 5
     backfill_limit: int = 100
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
@@ -317,6 +320,7 @@ def load() -> Settings:
             write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
             read_concurrency=_int("FEEDLINE_READ_CONCURRENCY", 16),
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
+            drain_timeout_s=_float("FEEDLINE_DRAIN_TIMEOUT_S", 20.0),
             max_retries=_int("FEEDLINE_MAX_RETRIES", 5),
             backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",

@@ -2,26 +2,30 @@
 
 Redis is a cache: being down must neither lose events nor stall the pipeline. A failed
 delete is retried a few times; after that its keys are remembered as pending and the
-events are acknowledged anyway. Pending keys are deleted first thing once Redis answers
-again. Staleness is bounded twice over: by that recovery flush, and by every cache
-entry's TTL (the read path never caches without one), which covers a pipeline process
-that dies while holding pending keys.
+events are acknowledged anyway. Pending keys are retried about once a second on a timer
+(not only when the next batch comes, which on a quiet partition may be never) and with
+every batch, and deleted as soon as Redis answers again. They live only in this actor's
+memory: if the process dies first, the entries they name stay stale until their TTL
+runs out (the read path never caches without one).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from typing import Any
 
 import redis
 
-from feedline.actors.messages import Done, InjectFailure, InvalidateBatch
+from feedline.actors.messages import Done, InjectFailure, InvalidateBatch, Tick
 from feedline.actors.router import tell_quietly
 from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
+
+RETRY_PENDING_S = 1.0  # while keys are pending: how often to try Redis again
 
 
 class CacheInvalidator(SupervisedActor):
@@ -46,6 +50,7 @@ class CacheInvalidator(SupervisedActor):
         self._processed = 0
         self._redis_up = True
         self._next_probe = 0.0
+        self._timer: threading.Timer | None = None
 
     def on_start(self) -> None:
         self._client = redis.Redis.from_url(
@@ -53,13 +58,24 @@ class CacheInvalidator(SupervisedActor):
         )
 
     def on_stop(self) -> None:
-        if self._client is not None:
-            self._client.close()
-        super().on_stop()
+        self._cancel_retry()
+        try:
+            if self._client is not None:
+                self._client.close()
+        finally:
+            super().on_stop()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        try:
+            super().on_failure(*exc_info)
+        finally:
+            self._cancel_retry()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, InvalidateBatch):
             self._invalidate(message)
+        elif isinstance(message, Tick):
+            self._retry_pending()
         elif isinstance(message, InjectFailure):
             raise RuntimeError(message.reason)
         return None
@@ -81,7 +97,34 @@ class CacheInvalidator(SupervisedActor):
         elif keys:
             self._pending |= keys
             self._metrics.redis_failures.inc(len(batch.keys))
+            self._schedule_retry()
         self._ack(batch)
+
+    def _retry_pending(self) -> None:
+        """Try the deferred keys again (the timer's Tick); re-arm while Redis is away."""
+        self._timer = None
+        self._next_probe = 0.0  # this timer is the probe: try Redis now
+        if self._pending and self._delete(set(self._pending)):
+            logger.info("redis is back: deleted %d deferred keys", len(self._pending))
+            self._pending.clear()
+        elif self._pending:
+            self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        """Arm one timer (if none is armed) that tells this actor to retry the pending keys."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Timer(RETRY_PENDING_S, self._tell_self_tick)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _tell_self_tick(self) -> None:
+        tell_quietly(self.actor_ref, Tick())
+
+    def _cancel_retry(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _delete(self, keys: set[str]) -> bool:
         """Delete keys with bounded retries; while Redis is down, probe once a second."""

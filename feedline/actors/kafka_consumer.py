@@ -5,7 +5,9 @@ for its whole timeout, so calls from other threads stall. This actor therefore p
 telling itself ``Poll`` and, between polls, handles what the PartitionConsumers report:
 it stores their committable offsets (auto-commit then commits them about once a second)
 and pauses or resumes partitions for backpressure. Rebalance callbacks run inside
-``consume()`` on this same thread, which is what makes draining on revoke safe.
+``consume()`` on this same thread, which is what makes draining on revoke safe. While it
+drains (a revoke, a shutdown) it polls no more, so it ticks the partition owners itself:
+work an actor restart dropped mid-drain is re-sent within a tick, not at the drain's bound.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ from feedline.actors.messages import (
 from feedline.actors.router import tell_quietly
 from feedline.settings import KafkaSettings
 from feedline.supervisors import ChildLink, ChildSpec, StartChild, SupervisedActor, TerminateChild
+from feedline.supervisors.snapshot import HEALTH_CALL
 
 logger = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 1.0  # owners report progress and re-send what a restart dropped
+SALVAGE_TIMEOUT_S = 1.0  # after a drain timed out: how long to ask owners what they finished
 
 TP = tuple[str, int]
 SpecFactory = Callable[[str, int, Any], ChildSpec]  # (topic, partition, consumer ref)
@@ -50,7 +56,9 @@ class PartitionChildren:
     Only tells, never asks: the supervisor may itself be waiting on this consumer (while
     starting it), so a blocking ask from a rebalance callback could deadlock. A started
     child announces itself with PartitionStarted; the supervisor handles one sender's
-    messages in order, so a stop followed by a start of the same partition is safe.
+    messages in order, so a stop followed by a start of the same partition is safe. A
+    child that cannot start is retried by the supervisor like a crashed one (``retry``):
+    a slow start on a loaded box is that partition's problem, not the whole tree's.
     """
 
     def __init__(self, supervisor: Any, make_spec: SpecFactory):
@@ -58,7 +66,8 @@ class PartitionChildren:
         self._make_spec = make_spec
 
     def start(self, topic: str, partition: int, consumer: Any) -> None:
-        tell_quietly(self._supervisor, StartChild(self._make_spec(topic, partition, consumer)))
+        spec = self._make_spec(topic, partition, consumer)
+        tell_quietly(self._supervisor, StartChild(spec, retry=True))
 
     def stop(self, topic: str, partition: int) -> None:
         tell_quietly(self._supervisor, TerminateChild(partition_child_id(topic, partition)))
@@ -75,7 +84,7 @@ class KafkaConsumer(SupervisedActor):
         metrics: Any,
         max_in_flight: int = 1000,
         commit_interval_s: float = 1.0,
-        drain_timeout_s: float = 30.0,
+        drain_timeout_s: float = 20.0,
         poll_batch: int = 500,
         poll_timeout_s: float = 0.05,
         *,
@@ -95,6 +104,7 @@ class KafkaConsumer(SupervisedActor):
         self._consumer: Consumer | None = None
         self._running = False
         self._owners: dict[TP, Any] = {}  # None until the PartitionConsumer has started
+        self._incarnation: dict[TP, int] = {}  # of the latest owner announced (kept)
         self._waiting: dict[TP, list[Record]] = {}  # polled before the owner started
         self._sent: dict[TP, int] = {}
         self._in_flight: dict[TP, int] = {}
@@ -126,14 +136,27 @@ class KafkaConsumer(SupervisedActor):
         # Our supervisor is stopping us and stops the partition actors itself (they
         # started after us, so they stop before us).
         self._children = None
-        self._close()
-        super().on_stop()
+        try:
+            self._close()
+        finally:
+            super().on_stop()
 
     def on_failure(self, *exc_info: Any) -> None:
-        # Stored offsets cover only finished events, so committing them on close is safe;
-        # the partition actors' unfinished work is re-read by the next owner.
-        self._close()
-        super().on_failure(*exc_info)
+        """Report the crash first, then close: pykka swallows whatever ``on_failure``
+        raises, so a ``close()`` that raised (or hung) before the report would leave the
+        supervisor showing a dead consumer as running, and consumption stopped for good.
+
+        Closing after the report is safe: a replacement may join the group meanwhile, but
+        Kafka hands it our partitions only once our ``close()`` has revoked them (drained
+        and committed; stored offsets cover only finished events) or our session expired.
+        """
+        try:
+            super().on_failure(*exc_info)
+        finally:
+            try:
+                self._close()
+            except Exception:
+                logger.exception("closing the Kafka consumer after a crash failed")
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Poll):
@@ -210,10 +233,8 @@ class KafkaConsumer(SupervisedActor):
         if messages:
             self._kafka_error = None
         if time.monotonic() >= self._next_tick:
-            self._next_tick = time.monotonic() + 1.0
-            for owner in list(self._owners.values()):
-                if owner is not None:  # None until its PartitionConsumer has started
-                    tell_quietly(owner, Tick())
+            self._next_tick = time.monotonic() + TICK_INTERVAL_S
+            self._tick_owners()
 
     def _dispatch(self, tp: TP, records: list[Record]) -> None:
         if tp not in self._owners:
@@ -237,8 +258,7 @@ class KafkaConsumer(SupervisedActor):
         if tp not in self._owners or self._consumer is None:
             return
         self._in_flight[tp] = p.in_flight + max(0, self._sent.get(tp, 0) - p.received)
-        if p.committable is not None and p.committable > self._stored.get(tp, -1):
-            self._store(tp, p.committable)
+        self._store_ahead(tp, p.committable)
         if tp in self._paused and self._in_flight[tp] <= self._max_in_flight // 2:
             self._set_paused(tp, False)
 
@@ -270,6 +290,11 @@ class KafkaConsumer(SupervisedActor):
         tp = (started.topic, started.partition)
         if tp not in self._owners:
             return  # revoked meanwhile
+        if started.incarnation < self._incarnation.get(tp, 0):
+            # Given up on as too slow to start and already replaced: it is being stopped.
+            logger.info("partition %s: late start of a replaced owner ignored", tp)
+            return
+        self._incarnation[tp] = started.incarnation
         previous = self._owners[tp]
         self._owners[tp] = started.ref
         if previous is None:
@@ -314,23 +339,67 @@ class KafkaConsumer(SupervisedActor):
         logger.warning("lost %s", _describe_tps(tps))
 
     def _drain(self, tps: list[TP]) -> None:
-        """Wait (bounded) for the partitions' in-flight events, then store their offsets."""
-        replies = {}
+        """Wait (bounded) for the partitions' in-flight events, then store their offsets.
+
+        This thread polls no more meanwhile, so it ticks every owner itself: an event an
+        actor restart dropped mid-drain is re-sent within a tick instead of holding the
+        drain (and a rebalance) until the bound. Partitions that did not finish in time
+        still store what their owners finished; the rest is re-read by the next owner.
+        """
+        pending = {}
         for tp in tps:
             owner = self._owners.get(tp)
             if owner is not None:
                 reply = pykka.ThreadingFuture()
                 if tell_quietly(owner, Drain(reply)):
-                    replies[tp] = reply
+                    pending[tp] = reply
         deadline = time.monotonic() + self._drain_timeout_s
-        for tp, reply in replies.items():
+        next_tick = time.monotonic() + TICK_INTERVAL_S
+        while pending and (now := time.monotonic()) < deadline:
+            if now >= next_tick:
+                next_tick = now + TICK_INTERVAL_S
+                self._tick_owners()
+            tp, reply = next(iter(pending.items()))
             try:
-                committable = reply.get(timeout=max(0.0, deadline - time.monotonic()))
+                committable = reply.get(timeout=max(0.0, min(deadline, next_tick) - now))
             except pykka.Timeout:
-                logger.warning("drain of %s timed out; its unfinished events will be re-read", tp)
                 continue
-            if committable is not None and committable > self._stored.get(tp, -1):
-                self._store(tp, committable)
+            del pending[tp]
+            self._store_ahead(tp, committable)
+        if pending:
+            logger.warning(
+                "drain of %s timed out after %.0fs; their unfinished events will be re-read",
+                _describe_tps(pending),
+                self._drain_timeout_s,
+            )
+            self._salvage(list(pending))
+
+    def _salvage(self, tps: list[TP]) -> None:
+        """Store what the owners of partitions that did not drain in time have finished."""
+        asked = {}
+        for tp in tps:
+            owner = self._owners.get(tp)
+            if owner is not None:
+                try:
+                    asked[tp] = owner.ask(HEALTH_CALL, block=False)
+                except pykka.ActorDeadError:
+                    continue
+        deadline = time.monotonic() + SALVAGE_TIMEOUT_S
+        for tp, future in asked.items():
+            try:
+                health = future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except (pykka.Timeout, pykka.ActorDeadError):
+                continue
+            self._store_ahead(tp, health.get("committable_offset"))
+
+    def _store_ahead(self, tp: TP, committable: int | None) -> None:
+        if committable is not None and committable > self._stored.get(tp, -1):
+            self._store(tp, committable)
+
+    def _tick_owners(self) -> None:
+        for owner in list(self._owners.values()):
+            if owner is not None:  # None until its PartitionConsumer has started
+                tell_quietly(owner, Tick())
 
     def _forget(self, tps: list[TP]) -> None:
         for tp in tps:
@@ -350,17 +419,23 @@ class KafkaConsumer(SupervisedActor):
 
     def _shutdown(self) -> None:
         self._running = False
-        self._drain(list(self._owners))
+        tps = list(self._owners)
+        self._drain(tps)
+        # Forget them now, so close()'s revoke finds nothing to drain a second time (the
+        # whole stop stays within one drain timeout); it still commits what was stored.
+        self._forget(tps)
         self._close()
 
     def _close(self) -> None:
         self._running = False
-        if self._consumer is not None:
-            try:
-                self._consumer.close()  # commits stored offsets; on_revoke drains the rest
-            finally:
-                self._consumer = None
-        self._forget(list(self._owners))
+        try:
+            if self._consumer is not None:
+                try:
+                    self._consumer.close()  # commits stored offsets; on_revoke drains the rest
+                finally:
+                    self._consumer = None
+        finally:
+            self._forget(list(self._owners))  # even if close() raised: stop the owners
 
     # -- librdkafka callbacks (called inside consume(), on this thread) -------------------
 

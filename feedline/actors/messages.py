@@ -93,11 +93,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class PartitionStarted:
-    """PartitionConsumer -> KafkaConsumer: a (re)started actor now owns this partition."""
+    """PartitionConsumer -> KafkaConsumer: a (re)started actor now owns this partition.
+
+    ``incarnation`` grows with every PartitionConsumer built, so a late announcement by an
+    older one (it started too slowly, was given up on and replaced) loses to the newer one.
+    """
 
     topic: str
     partition: int
     ref: Any
+    incarnation: int = 0
 
 
 @dataclass(frozen=True)

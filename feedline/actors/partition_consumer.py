@@ -8,6 +8,7 @@ anywhere in the pipeline (the epoch moves) it re-sends whatever is still pending
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from feedline.actors.watermark import Watermark
 from feedline.supervisors import ChildLink, SupervisedActor
 
 logger = logging.getLogger(__name__)
+
+_incarnations = itertools.count(1)  # see PartitionStarted
 
 
 @dataclass
@@ -69,9 +72,11 @@ class PartitionConsumer(SupervisedActor):
         self._processed = 0
         self._resent = 0
         self._last_reported: int | None = None
+        self._incarnation = next(_incarnations)  # built in spec order, by the supervisor
 
     def on_start(self) -> None:
-        tell_quietly(self._consumer, PartitionStarted(self.topic, self.partition, self.actor_ref))
+        started = PartitionStarted(self.topic, self.partition, self.actor_ref, self._incarnation)
+        tell_quietly(self._consumer, started)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Records):

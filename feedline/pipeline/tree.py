@@ -92,8 +92,10 @@ def build_root(
             "metrics": metrics,
             "max_in_flight": pipeline.max_in_flight_per_partition,
             "commit_interval_s": pipeline.commit_interval_s,
+            "drain_timeout_s": pipeline.drain_timeout_s,
         },
-        shutdown=60.0,
+        # Stopping it may drain (close() revokes): never abandon it mid-drain.
+        shutdown=max(60.0, pipeline.drain_timeout_s + 30.0),
         start_timeout=30.0,
     )
     children = [

@@ -32,9 +32,16 @@ class ChildExited:
 
 @dataclass(frozen=True)
 class StartChild:
-    """Ask a supervisor to add and start a child at runtime; the reply is its ref."""
+    """Ask a supervisor to add and start a child at runtime; the reply is its ref.
+
+    A child that cannot start is refused (the ask raises `ChildStartError`), unless
+    `retry`: then it is kept and restarted like a child that crashed (backoff, restart
+    intensity), and the reply is None. Senders that only tell (a tell cannot carry the
+    error back, and an error raised on a tell would fail the supervisor itself) use `retry`.
+    """
 
     spec: ChildSpec
+    retry: bool = False
 
 
 @dataclass(frozen=True)

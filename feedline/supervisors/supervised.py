@@ -16,8 +16,13 @@ class SupervisedActor(pykka.ThreadingActor):
     """Report this actor's end to its supervisor, since pykka itself tells no one.
 
     Subclasses accept `link` and pass it on: `def __init__(self, dep, *, link=None):
-    super().__init__(link=link)`. Subclasses overriding `on_failure` or `on_stop` must call
-    `super()` last, after their own cleanup, or the supervisor never learns of the end.
+    super().__init__(link=link)`. Subclasses overriding `on_failure` or `on_stop` must
+    make sure `super()` runs even when their own cleanup raises or hangs: pykka swallows
+    what these hooks raise, so a cleanup error before the report hides the end and the
+    supervisor keeps showing a dead child as running. Report first and clean up in a
+    `finally` (`try: super().on_failure(...) finally: self._close()`) when the cleanup can
+    block or fail (closing a client); clean up in `try` and report in `finally` when the
+    supervisor must not restart the child before the cleanup is over.
 
     Health protocol: override `health()` to return a small JSON-able dict of stats, e.g.
     `{"messages_processed": 120, "in_flight": 3}`; snapshots call it with a short timeout.

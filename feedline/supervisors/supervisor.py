@@ -102,8 +102,8 @@ class Supervisor(SupervisedActor):
                 self._on_child_exited(message)
             case RestartDue(generation):
                 self._on_restart_due(generation)
-            case StartChild(spec):
-                return self.start_child(spec)
+            case StartChild(spec, retry):
+                return self.start_child(spec, retry=retry)
             case TerminateChild(child_id):
                 return self.terminate_child(child_id)
             case WhichChild(child_id):
@@ -114,14 +114,25 @@ class Supervisor(SupervisedActor):
                 return super().on_receive(message)
         return None
 
-    def start_child(self, spec: ChildSpec) -> pykka.ActorRef[Any]:
-        """Add a child at runtime (last in start order) and return its ref."""
+    def start_child(self, spec: ChildSpec, retry: bool = False) -> pykka.ActorRef[Any] | None:
+        """Add a child at runtime (last in start order) and return its ref.
+
+        If it cannot start it is forgotten and `ChildStartError` raised; with `retry` it is
+        kept and restarted like a crashed child instead (its siblings per the strategy),
+        and None returned.
+        """
         child = self._add(spec)
         try:
             self._start(child)
-        except ChildStartError:
-            del self._children[spec.id]
-            raise
+        except ChildStartError as error:
+            if not retry:
+                del self._children[spec.id]
+                raise
+            logger.warning("%s: %s", self.name, error)
+            child.record_failure(error)
+            self._last_error = f"{child.spec.id}: {child.last_error}"
+            self._after_end(child, failed=True)
+            return None
         assert child.ref is not None
         return child.ref
 
@@ -149,17 +160,27 @@ class Supervisor(SupervisedActor):
         exception_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Stop the children, then escalate: tell the parent, or call `on_escalate` at root."""
-        self._stop_children()
-        if self.link is not None:
-            super().on_failure(exception_type, exception_value, traceback)
-        else:
-            self._on_escalate(exception_value or RuntimeError(f"{self.name} failed"))
+        """Stop the children, then escalate: tell the parent, or call `on_escalate` at root.
+
+        Children stop first so that two generations of them never run side by side (the
+        parent restarts this supervisor as soon as it hears). The escalation is in a
+        `finally`: pykka swallows what `on_failure` raises, and a cleanup error must not
+        leave the parent believing this supervisor runs.
+        """
+        try:
+            self._stop_children()
+        finally:
+            if self.link is not None:
+                super().on_failure(exception_type, exception_value, traceback)
+            else:
+                self._on_escalate(exception_value or RuntimeError(f"{self.name} failed"))
 
     def on_stop(self) -> None:
         """Stop the children in reverse start order, then report to the parent."""
-        self._stop_children()
-        super().on_stop()
+        try:
+            self._stop_children()
+        finally:
+            super().on_stop()
 
     def _on_child_failed(self, message: ChildFailed) -> None:
         """Record a crash and restart per policy and strategy; ignore older incarnations."""
@@ -274,6 +295,8 @@ class Supervisor(SupervisedActor):
                 child.spec.display_name,
                 child.spec.shutdown,
             )
+        except Exception:  # never let one child's stop keep the others running
+            logger.exception("%s: stopping %s failed", self.name, child.spec.display_name)
 
     def _current(self, child_id: str, ref: pykka.ActorRef[Any]) -> Child | None:
         """Return the child if `ref` is its live incarnation, else None (a stale report)."""
