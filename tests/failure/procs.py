@@ -121,7 +121,7 @@ class Pipeline:
             assert time.monotonic() < deadline, f"no partitions assigned; see {self.log}"
             time.sleep(0.5)
 
-    def stop(self, timeout: float = 60.0) -> int | None:
+    def stop(self, timeout: float = 75.0) -> int | None:  # above its 55 s stop bound
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(signal.SIGTERM)

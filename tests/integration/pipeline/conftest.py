@@ -2,7 +2,9 @@
 
 The process is the one the Procfile runs (``python -m feedline.pipeline``), with its own
 consumer group and health port so it never collides with a developer's ``make up``, and
-with fault injection on so tests can crash its actors through ``POST /debug/fail``.
+with fault injection on so tests can crash its actors through ``POST /debug/fail``. Its
+group starts at the log end (tests/kafka_groups.py): however much history the stack
+holds, the pipeline is up and caught up in seconds.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.integration.http.conftest import (  # noqa: F401 - fixtures shared wi
     database,
     signup,
 )
+from tests.kafka_groups import log_ends, start_group_at_log_end
 
 
 def free_port() -> int:
@@ -41,7 +44,7 @@ def free_port() -> int:
 
 # FEEDLINE_TEST_GROUP lets two suites share one stack without splitting one group.
 GROUP = os.environ.get("FEEDLINE_TEST_GROUP", "feedline-test-pipeline")
-SHUTDOWN_BOUND_S = 60.0
+SHUTDOWN_BOUND_S = 75.0  # above the pipeline's own stop bound (55 s by default)
 
 
 class Pipeline:
@@ -82,8 +85,10 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
             time.sleep(interval)
 
 
-def start_pipeline(log: Path, port: int, group: str, **env: str) -> Pipeline:
-    """Start ``python -m feedline.pipeline`` and wait until it owns partitions."""
+def start_pipeline(
+    log: Path, port: int, group: str, respawn: bool = False, **env: str
+) -> Pipeline:
+    """Start ``python -m feedline.pipeline [--respawn]``; wait until it owns partitions."""
     full_env = dict(
         os.environ,
         FEEDLINE_PIPELINE_PORT=str(port),
@@ -91,10 +96,9 @@ def start_pipeline(log: Path, port: int, group: str, **env: str) -> Pipeline:
         FEEDLINE_FAULT_INJECTION="1",
         **env,
     )
+    argv = [sys.executable, "-m", "feedline.pipeline", *(["--respawn"] if respawn else [])]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "feedline.pipeline"], env=full_env, stdout=out, stderr=out
-        )
+        process = subprocess.Popen(argv, env=full_env, stdout=out, stderr=out)
     running = Pipeline(process, log, port)
 
     def assigned() -> None:
@@ -120,39 +124,46 @@ def stop_pipeline(running: Pipeline) -> int:
             running.process.kill()
 
 
-def log_ends(settings: Any) -> dict[tuple[str, int], int]:
-    """Return the end offset of every CDC partition now."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from feedline.connector import TABLES as SOURCE_TABLES
-
-    probe = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "probe"})
-    ends = {}
-    for table in SOURCE_TABLES:
-        topic = settings.kafka.topic(table)
-        for p in range(settings.kafka.partitions):
-            _, high = probe.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[(topic, p)] = high
-    probe.close()
-    return ends
-
-
-def assert_caught_up(running: Pipeline, ends: dict[tuple[str, int], int]) -> None:
-    """Fail unless the pipeline has stored offsets up to ``ends`` on every partition."""
+def assert_caught_up(
+    running: Pipeline, ends: dict[tuple[str, int], int], owned_only: bool = False
+) -> None:
+    """Fail unless the pipeline has stored, or its group committed, offsets up to ``ends``
+    on every partition (``owned_only``: on every partition this process owns now)."""
     stats = running.node("kafka-consumer")["stats"]
     assert "partitions" in stats, "consumer busy"
-    stored = {(p["topic"], p["partition"]): p["stored_offset"] or 0 for p in stats["partitions"]}
-    behind = {tp for tp, end in ends.items() if end and stored.get(tp, 0) < end}
+    done = {
+        (p["topic"], p["partition"]): max(p["stored_offset"] or 0, p["committed_offset"] or 0)
+        for p in stats["partitions"]
+    }
+    if owned_only:
+        ends = {tp: end for tp, end in ends.items() if tp in done}
+    behind = {tp for tp, end in ends.items() if end and done.get(tp, 0) < end}
     assert not behind, f"{len(behind)} partitions still behind"
+
+
+def start_test_pipeline(log: Path, port: int, group: str, settings: Any, **env: str) -> Pipeline:
+    """Start a pipeline in ``group`` from the log end; return it once it is caught up.
+
+    If the group already has a live member (the other suite's pipeline in the shared
+    test group), the new one joins it where it is instead, and is caught up once the
+    partitions it was given are.
+    """
+    shared = start_group_at_log_end(settings, group) is None
+    running = start_pipeline(log, port, group, **env)
+    try:
+        ends = log_ends(settings)
+        eventually(lambda: assert_caught_up(running, ends, shared), timeout=300, interval=0.5)
+    except BaseException:
+        stop_pipeline(running)
+        raise
+    return running
 
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Pipeline]:
     log = tmp_path_factory.mktemp("pipeline") / "pipeline.log"
-    running = start_pipeline(log, free_port(), GROUP)
+    running = start_test_pipeline(log, free_port(), GROUP, settings)
     try:
-        ends = log_ends(settings)  # start every test from a caught-up pipeline
-        eventually(lambda: assert_caught_up(running, ends), timeout=300, interval=0.5)
         yield running
     finally:
         # Also when the setup fails: a leftover pipeline in GROUP would take half the

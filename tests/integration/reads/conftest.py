@@ -1,7 +1,8 @@
 """Fixtures for the read-path tests: a pipeline process, an app, and a fast feed seeder.
 
 The pipeline runs in the pipeline tests' consumer group on its own health port, so when
-both suites run in one session the two processes simply share the partitions. Big feeds
+both suites run in one session the two processes simply share the partitions; alone, it
+starts the group at the log end (tests/kafka_groups.py), never replaying history. Big feeds
 are seeded straight into Cassandra with the strategies' own statements (feedline.statements),
 with shard ids far above real ones; ``seeder`` deletes what it wrote afterwards.
 """
@@ -29,14 +30,16 @@ from tests.integration.http.conftest import (  # noqa: F401 - shared fixtures
     signup,
 )
 from tests.integration.pipeline.conftest import GROUP, Pipeline, start_pipeline, stop_pipeline
+from tests.kafka_groups import start_group_at_log_end
 
 HEALTH_PORT = 18061
 TS = 1  # write timestamp of seeded rows: any real event (an LSN) wins over them
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Pipeline]:
     log = tmp_path_factory.mktemp("reads-pipeline") / "pipeline.log"
+    start_group_at_log_end(settings, GROUP)  # unless the pipeline tests' one runs in it
     running = start_pipeline(log, HEALTH_PORT, GROUP)
     yield running
     stop_pipeline(running)
