@@ -182,9 +182,11 @@ class ReadSettings:
     near_cache_size: int = 20_000  # Redis entries (windows, shards, profiles)
     near_cache_pages: int = 5_000  # rendered feed and shard-list pages
     near_cache_max_age_s: float = 10.0
-    # In-process bearer token -> user id. It is also how long a revoked or expired token
-    # can still pass in a worker that cached it: keep it at 1 s or below.
-    token_cache_ttl_s: float = 1.0
+    # In-process bearer token -> user id, for this long while revocations are broadcast
+    # (feedline.http.revocations); a revoked or expired token is refused by every worker
+    # within token_revoked_within_s whether or not the broadcast works.
+    token_cache_ttl_s: float = 60.0
+    token_revoked_within_s: float = 1.0
     token_cache_size: int = 100_000
 
 
@@ -338,7 +340,8 @@ def load() -> Settings:
             near_cache_size=_int("FEEDLINE_NEAR_CACHE_SIZE", 20_000),
             near_cache_pages=_int("FEEDLINE_NEAR_CACHE_PAGES", 5_000),
             near_cache_max_age_s=_float("FEEDLINE_NEAR_CACHE_MAX_AGE_S", 10.0),
-            token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 1.0),
+            token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 60.0),
+            token_revoked_within_s=_float("FEEDLINE_TOKEN_REVOKED_WITHIN_S", 1.0),
         ),
         accounts=AccountSettings(
             token_ttl_s=_int("FEEDLINE_TOKEN_TTL_S", 30 * 24 * 3600),

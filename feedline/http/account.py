@@ -72,7 +72,7 @@ class Account:
         if not self._db.run(lambda cur: delete_account(cur, user_id)):
             raise falcon.HTTPNotFound(title="No such user", description="Already deleted.")
         if self._tokens is not None:
-            self._tokens.drop_user(user_id)
+            self._tokens.revoke_user(user_id)
         resp.status = falcon.HTTP_204
 
 

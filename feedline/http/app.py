@@ -26,6 +26,7 @@ from feedline.http.metrics import MetricsMiddleware
 from feedline.http.openapi import OpenApi
 from feedline.http.read_model import ReadModel
 from feedline.http.read_store import ReadStore
+from feedline.http.revocations import Revocations
 from feedline.http.routes import OPS_ROUTES, ROUTES
 from feedline.http.security_headers import SecurityHeaders
 from feedline.http.token_cache import TokenCache
@@ -47,7 +48,13 @@ def create_app(deps: Deps) -> falcon.App:
         deps.reads = read_model(deps.settings, deps.db)
     if deps.tokens is None:
         reads = deps.settings.reads
-        deps.tokens = TokenCache(reads.token_cache_ttl_s, reads.token_cache_size)
+        bound = reads.token_revoked_within_s
+        deps.tokens = TokenCache(
+            reads.token_cache_ttl_s,
+            reads.token_cache_size,
+            bound,
+            Revocations(deps.settings.redis.url, bound),
+        )
     auth = AuthMiddleware(deps.db, tokens=deps.tokens)
     app = falcon.App(middleware=[MetricsMiddleware(), SecurityHeaders(), auth])
     app.router_options.converters["id"] = IdConverter

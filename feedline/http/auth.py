@@ -3,8 +3,8 @@
 A token is ``secrets.token_urlsafe(32)`` (256 random bits), shown once when minted (sign-up
 or ``POST /v1/sessions``). Since it is random and long, an unsalted SHA-256 is enough: it
 cannot be brute-forced, and a hash lookup stays one index probe. Tokens are never logged.
-A token stops working when it expires or is revoked (log out, account deletion); a worker
-that cached it refuses it within the token cache's TTL (1 s).
+A token stops working when it expires or is revoked (log out, account deletion); every
+worker refuses it within 1 s (see :mod:`feedline.http.token_cache`).
 """
 
 from __future__ import annotations
@@ -129,24 +129,28 @@ class AuthMiddleware:
     def _user_id(self, token: str) -> int | None:
         """Look the token up, in the in-process token cache first when there is one."""
         if self._tokens is None:
-            return self._db.run(lambda cur: _user_for(cur, token))
+            found = self._db.run(lambda cur: _user_for(cur, token))
+            return found[0] if found else None
         digest = hash_token(token)
         user_id = self._tokens.get(digest)
         if user_id is None:
-            # Timed from before the query: a revocation committed after this read is
-            # honoured at most the cache TTL after the read began.
+            # Timed from before the query: the cache bounds how long a revocation committed
+            # after this read began can go unnoticed (see feedline.http.token_cache).
             since = time.monotonic()
-            user_id = self._db.run(lambda cur: _user_for(cur, token))
-            if user_id is not None:
-                self._tokens.put(digest, user_id, since)
+            found = self._db.run(lambda cur: _user_for(cur, token))
+            if found is None:
+                return None
+            user_id, valid_s = found
+            self._tokens.put(digest, user_id, since, valid_s)
         return user_id
 
 
-def _user_for(cur: Cursor, token: str) -> int | None:
-    """Return the user of a token that exists and has not expired, else None."""
+def _user_for(cur: Cursor, token: str) -> tuple[int, float] | None:
+    """Return the user of a token that exists and has not expired, and its seconds left."""
     cur.execute(
-        "SELECT user_id FROM user_tokens WHERE token_hash = %s AND expires_at > now()",
+        "SELECT user_id, extract(epoch FROM expires_at - now()) FROM user_tokens"
+        " WHERE token_hash = %s AND expires_at > now()",
         (hash_token(token),),
     )
     row = cur.fetchone()
-    return row[0] if row else None
+    return (row[0], float(row[1])) if row else None

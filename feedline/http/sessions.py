@@ -94,7 +94,7 @@ class CurrentSession:
             raise auth.unauthorized("Send Authorization: Bearer <token>.")
         self._db.run(lambda cur: auth.revoke_token(cur, user_id, token))
         if self._tokens is not None:
-            self._tokens.drop(auth.hash_token(token))
+            self._tokens.revoke(auth.hash_token(token))
         resp.status = falcon.HTTP_204
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from feedline.http.app import create_app
 from feedline.http.deps import Deps
+from feedline.http.revocations import Revocations
+from feedline.http.token_cache import TokenCache
 from tests.integration.http.conftest import PASSWORD, ApiUser, unique_handle
 
 pytestmark = pytest.mark.integration
@@ -29,8 +31,18 @@ def login(client, handle: str, password: str = PASSWORD):
 
 @pytest.fixture
 def worker_b(settings, database) -> falcon.testing.TestClient:
-    """A second worker: same database, its own token cache."""
+    """A second worker: same database and Redis, its own token cache."""
     return falcon.testing.TestClient(create_app(Deps(settings=settings, db=database)))
+
+
+@pytest.fixture
+def deaf_worker(settings, database) -> falcon.testing.TestClient:
+    """A worker whose revocation broadcast cannot work: its Redis address has no server."""
+    reads = settings.reads
+    revocations = Revocations("redis://127.0.0.1:1/0", reads.token_revoked_within_s)
+    tokens = TokenCache(reads.token_cache_ttl_s, 1000, reads.token_revoked_within_s, revocations)
+    yield falcon.testing.TestClient(create_app(Deps(settings=settings, db=database, tokens=tokens)))
+    revocations.close()
 
 
 def refused_within(client, token: str, bound_s: float, path: str) -> float:
@@ -95,19 +107,26 @@ def test_wrong_password_and_unknown_handle_get_the_same_401(client, signup):
     assert wrong.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_logout_revokes_only_that_token_in_every_worker_within_a_second(client, worker_b, signup):
+def test_logout_revokes_only_that_token_in_every_worker_within_a_second(
+    client, worker_b, deaf_worker, signup
+):
     user = signup()
     second = login(client, user.handle).json["token"]
     path = f"/v1/users/{user.id}"
-    # Worker B has the first token in its cache now.
-    assert worker_b.simulate_get(path, headers=user.headers).status_code == 200
+    # The other workers have the first token in their caches now; worker B's broadcast
+    # listener is up (it confirms within a ping), the deaf worker's never is.
+    for worker in (worker_b, deaf_worker):
+        assert worker.simulate_get(path, headers=user.headers).status_code == 200
+    time.sleep(0.5)
     resp = client.simulate_delete("/v1/sessions/current", headers=user.headers)
     assert resp.status_code == 204
-    # The worker that revoked it refuses it at once; the other within the cache TTL.
+    # The worker that revoked it refuses it at once, the others within a second: through
+    # the broadcast (worker B) or because without it entries live 1 s (the deaf worker).
     assert client.simulate_get(path, headers=user.headers).status_code == 401
-    elapsed = refused_within(worker_b, user.token, 1.0, path)
-    print(f"revoked token refused by the other worker after {elapsed:.3f} s")
-    for worker in (client, worker_b):
+    told = refused_within(worker_b, user.token, 0.3, path)
+    deaf = refused_within(deaf_worker, user.token, 1.0, path)
+    print(f"revoked token refused after {told:.3f} s (broadcast), {deaf:.3f} s (no broadcast)")
+    for worker in (client, worker_b, deaf_worker):
         assert worker.simulate_get(path, headers=bearer(second)).status_code == 200
 
 
@@ -177,18 +196,18 @@ def test_delete_account_takes_back_its_counts_and_frees_the_handle(client, signu
     assert again.json["id"] != me.id
 
 
-def test_a_write_racing_the_deletion_is_a_409_not_a_500(client, worker_b, signup):
+def test_a_write_racing_the_deletion_is_a_409_not_a_500(client, deaf_worker, signup):
     me, friend = signup(), signup()
-    theirs = client.simulate_post("/v1/shards", json={"body": "x"}, headers=friend.headers).json[
-        "id"
-    ]
-    # Worker B caches my token, then worker A deletes the account.
-    assert worker_b.simulate_get(f"/v1/users/{me.id}", headers=me.headers).status_code == 200
+    shard = client.simulate_post("/v1/shards", json={"body": "x"}, headers=friend.headers)
+    theirs = shard.json["id"]
+    # The other worker caches my token, then worker A deletes the account. Without the
+    # broadcast the other worker lets the token through for up to a second (with it, for
+    # the few milliseconds the message takes); the writes then find the user gone.
+    other = deaf_worker
+    assert other.simulate_get(f"/v1/users/{me.id}", headers=me.headers).status_code == 200
     assert client.simulate_delete("/v1/users/me", headers=me.headers).status_code == 204
-    # Within the cache TTL worker B still lets the token through; the writes then find
-    # the user gone in PostgreSQL.
-    post = worker_b.simulate_post("/v1/shards", json={"body": "late"}, headers=me.headers)
-    like = worker_b.simulate_put(f"/v1/shards/{theirs}/like", headers=me.headers)
+    post = other.simulate_post("/v1/shards", json={"body": "late"}, headers=me.headers)
+    like = other.simulate_put(f"/v1/shards/{theirs}/like", headers=me.headers)
     for resp in (post, like):
         assert resp.status_code in (401, 409), resp.text
         assert set(resp.json) == {"title", "description"}
