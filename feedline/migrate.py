@@ -2,8 +2,10 @@
 
 Each store keeps a ``schema_migrations`` table of applied versions (the file name without
 its suffix). PostgreSQL files run in one transaction each, under an advisory lock so two
-runners cannot race. Cassandra has no transactions: its files use IF NOT EXISTS so that
-re-running a partly applied file converges.
+runners cannot race, as the owner role (``FEEDLINE_PG_OWNER_USER``); the group roles they
+grant to must exist first (``feedline stack up``, or ``python -m feedline.stack.postgres``).
+Cassandra has no transactions: its files use IF NOT EXISTS so that re-running a partly
+applied file converges.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ def migrate(settings: Settings) -> list[str]:
 def migrate_postgres(pg: PostgresSettings) -> list[str]:
     import psycopg2
 
-    try:
-        conn = psycopg2.connect(pg.dsn(), connect_timeout=5)
+    try:  # as the owner: the application's role may not create or alter anything
+        conn = psycopg2.connect(pg.owner_dsn(), connect_timeout=5)
     except psycopg2.Error as exc:
         raise MigrationError(f"postgres: cannot connect: {_first_line(exc)}") from None
     applied = []

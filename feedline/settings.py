@@ -7,7 +7,9 @@ This is the only module that looks at ``os.environ``: everything else receives a
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Development defaults that a production deployment must replace (see require_production_ready).
 DEV_CURSOR_SECRET = "feedline-dev-cursor-secret"  # noqa: S105 (refused in production)
 DEV_PG_PASSWORD = "feedline-dev"  # noqa: S105 (refused in production)
+DEV_PG_REPLICATION_PASSWORD = "feedline-replication-dev"  # noqa: S105 (dev only)
 MIN_SECRET_BYTES = 32
 
 
@@ -45,23 +48,60 @@ def _float(name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+_RATE_ITEM = re.compile(r"\s*\d+\s*(/|\s+per\s+)\s*(\d+\s*)?(second|minute|hour|day)s?\s*")
+
+
+def _rate(name: str, default: str) -> str:
+    """A rate limit such as ``10/minute`` or ``10/minute;100/hour``."""
+    raw = _env(name, default)
+    if not all(_RATE_ITEM.fullmatch(item) for item in raw.split(";")):
+        raise ConfigError(f"{name} must look like 10/minute or 10/minute;100/hour, got {raw!r}")
+    return raw
+
+
+def _networks(name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (``10.0.0.0/8``)."""
+    items = tuple(i.strip() for i in _env(name, "").split(",") if i.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or network") from None
+    return items
+
+
 @dataclass(frozen=True)
 class PostgresSettings:
     host: str = "127.0.0.1"
     port: int = 5432
     database: str = "feedline"
-    user: str = "feedline"
+    # Three roles, least privilege (see feedline/stack/postgres.py): the web app, the
+    # pipeline tools and the tests log in as ``user`` (DML on the tables, nothing else);
+    # migrations run as ``owner_user`` (owns the database and its objects); Debezium logs
+    # in as ``replication_user`` (REPLICATION, SELECT on the published tables).
+    user: str = "feedline_app"
     password: str = field(default=DEV_PG_PASSWORD, repr=False)
+    owner_user: str = "feedline"
+    owner_password: str = field(default=DEV_PG_PASSWORD, repr=False)
+    replication_user: str = "feedline_replication"
+    replication_password: str = field(default=DEV_PG_REPLICATION_PASSWORD, repr=False)
     pool_min: int = 1
     pool_max: int = 8
     connect_timeout_s: int = 3
     statement_timeout_ms: int = 5000
 
     def dsn(self) -> str:
-        """Return a libpq DSN; kept out of repr so the password never reaches a log."""
+        """Return the application role's libpq DSN (never logged: it holds the password)."""
+        return self._dsn(self.user, self.password)
+
+    def owner_dsn(self) -> str:
+        """Return the owner role's DSN: migrations only."""
+        return self._dsn(self.owner_user, self.owner_password)
+
+    def _dsn(self, user: str, password: str) -> str:
         return (
             f"host={self.host} port={self.port} dbname={self.database} "
-            f"user={self.user} password={self.password}"
+            f"user={user} password={password}"
         )
 
 
@@ -204,6 +244,35 @@ class AccountSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    """Request rate limits (feedline.http.ratelimit), counted in Redis per client or user.
+
+    A limit is ``N/unit`` (second, minute, hour or day; ``N/M units`` also works); several
+    joined by ``;`` all apply. The defaults never trip the test suite or the benchmarks'
+    API clients, whose requests all come from 127.0.0.1 and share the per-IP counters with
+    everyone else on the same stack (one suite run sends ~230 sign-up requests in its
+    busiest minute; two may overlap): a public deployment should lower the per-IP ones
+    (README, "Security"). Limits apply on the matched route, never the raw path.
+    """
+
+    enabled: bool = True
+    signup: str = "600/minute"  # per client IP: POST /v1/users
+    login: str = "600/minute"  # per client IP: POST /v1/sessions
+    failed_auth: str = "300/minute"  # per client IP: bearer tokens that matched no account
+    posts: str = "120/minute"  # per user: POST /v1/shards
+    comments: str = "120/minute"  # per user: POST /v1/shards/{id}/comments
+    likes: str = "300/minute"  # per user: like and unlike, together
+    follows: str = "300/minute"  # per user: follow and unfollow, together
+    # A token hash that matched no account is refused without a query this long (per worker).
+    negative_token_ttl_s: float = 60.0
+    negative_token_size: int = 10_000
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    redis_url: str = ""  # the counters' Redis; "" = FEEDLINE_REDIS_URL
+    redis_timeout_s: float = 0.05  # past it the request goes through (fails open)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting; ``env`` is ``FEEDLINE_ENV`` (``development`` or ``production``)."""
 
@@ -217,6 +286,7 @@ class Settings:
     pipeline: PipelineSettings
     reads: ReadSettings = field(default_factory=ReadSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
+    rate: RateLimitSettings = field(default_factory=RateLimitSettings)
     env: str = "development"
 
     def require_production_ready(self) -> None:
@@ -258,8 +328,14 @@ def load() -> Settings:
             host=_env("FEEDLINE_PG_HOST", "127.0.0.1"),
             port=_int("FEEDLINE_PG_PORT", 5432),
             database=_env("FEEDLINE_PG_DATABASE", "feedline"),
-            user=_env("FEEDLINE_PG_USER", "feedline"),
+            user=_env("FEEDLINE_PG_USER", "feedline_app"),
             password=_env("FEEDLINE_PG_PASSWORD", DEV_PG_PASSWORD),
+            owner_user=_env("FEEDLINE_PG_OWNER_USER", "feedline"),
+            owner_password=_env("FEEDLINE_PG_OWNER_PASSWORD", DEV_PG_PASSWORD),
+            replication_user=_env("FEEDLINE_PG_REPLICATION_USER", "feedline_replication"),
+            replication_password=_env(
+                "FEEDLINE_PG_REPLICATION_PASSWORD", DEV_PG_REPLICATION_PASSWORD
+            ),
             pool_min=_int("FEEDLINE_PG_POOL_MIN", 1),
             pool_max=_int("FEEDLINE_PG_POOL_MAX", 8),
             connect_timeout_s=_int("FEEDLINE_PG_CONNECT_TIMEOUT_S", 3),
@@ -348,5 +424,20 @@ def load() -> Settings:
             argon2_time_cost=_int("FEEDLINE_ARGON2_TIME_COST", 2),
             argon2_memory_kib=_int("FEEDLINE_ARGON2_MEMORY_KIB", 19 * 1024),
             argon2_parallelism=_int("FEEDLINE_ARGON2_PARALLELISM", 1),
+        ),
+        rate=RateLimitSettings(
+            enabled=_env("FEEDLINE_RATE_ENABLED", "1") != "0",
+            signup=_rate("FEEDLINE_RATE_SIGNUP", "600/minute"),
+            login=_rate("FEEDLINE_RATE_LOGIN", "600/minute"),
+            failed_auth=_rate("FEEDLINE_RATE_FAILED_AUTH", "300/minute"),
+            posts=_rate("FEEDLINE_RATE_POSTS", "120/minute"),
+            comments=_rate("FEEDLINE_RATE_COMMENTS", "120/minute"),
+            likes=_rate("FEEDLINE_RATE_LIKES", "300/minute"),
+            follows=_rate("FEEDLINE_RATE_FOLLOWS", "300/minute"),
+            negative_token_ttl_s=_float("FEEDLINE_RATE_NEGATIVE_TOKEN_TTL_S", 60.0),
+            negative_token_size=_int("FEEDLINE_RATE_NEGATIVE_TOKEN_SIZE", 10_000),
+            trusted_proxies=_networks("FEEDLINE_RATE_TRUSTED_PROXIES"),
+            redis_url=_env("FEEDLINE_RATE_REDIS_URL", ""),
+            redis_timeout_s=_float("FEEDLINE_RATE_REDIS_TIMEOUT_S", 0.05),
         ),
     )

@@ -1,9 +1,11 @@
 """The CDC plumbing: Kafka topics for the source tables and the Debezium connector on Connect.
 
 The connector's configuration is ``postgres.json`` beside this module (a template filled from
-settings). The database password is not in it: the worker resolves
-``${env:FEEDLINE_PG_PASSWORD}`` from its own environment, so the password is never stored in
-Connect's config topic nor returned by its REST API.
+settings). Debezium logs in as the replication role (``FEEDLINE_PG_REPLICATION_USER``:
+REPLICATION, SELECT on the published tables; see feedline/stack/postgres.py), never as the
+owner or the application. Its password is not in the configuration: the worker resolves
+``${env:FEEDLINE_PG_REPLICATION_PASSWORD}`` from its own environment, so the password is
+never stored in Connect's config topic nor returned by its REST API.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def config(settings: Settings) -> dict[str, str]:
     text = string.Template(TEMPLATE.read_text()).substitute(
         pg_host=pg.host,
         pg_port=pg.port,
-        pg_user=pg.user,
+        pg_replication_user=pg.replication_user,
         pg_database=pg.database,
         topic_prefix=settings.kafka.topic_prefix,
         slot_name=connect.slot_name,

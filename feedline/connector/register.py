@@ -28,26 +28,80 @@ def connector_url(settings: Settings) -> str:
     return f"{settings.connect.url.rstrip('/')}/connectors/{settings.connect.connector_name}"
 
 
+# What names the database login in the connector's configuration.
+LOGIN_KEYS = ("database.user", "database.password")
+# How long after a config write a FAILED state may still be the previous config's.
+WRITE_GRACE_S = 20.0
+_last_write: dict[str, float] = {}  # connector URL -> monotonic time of our last PUT
+
+
 def register(settings: Settings, timeout: float = 60.0, log: str | None = None) -> bool:
     """PUT the config unless Connect already has exactly it; True if it was (re)written.
 
     Skipping an identical PUT matters: Connect restarts the connector on every config write.
+    A connector registered under another database login (the owner, before the replication
+    role existed) is switched only once Connect can log in as the new one: a worker started
+    before FEEDLINE_PG_REPLICATION_PASSWORD was in its environment cannot, and switching it
+    would stop change capture. Such a connector keeps its login, with a warning, until
+    Connect restarts (``make down && make stack-up``).
     """
-    want = config(settings)
     url = connector_url(settings)
     deadline = time.monotonic() + timeout
     while True:
+        want = config(settings)
         try:
             have = _get_config(url)
+            if have is not None and any(have.get(k) != want[k] for k in LOGIN_KEYS):
+                problems = validate(settings, want)
+                if problems:
+                    logger.warning(
+                        "connector %s keeps logging in as %s: Connect cannot log in as %s"
+                        " yet (%s); restart Connect to switch",
+                        settings.connect.connector_name, have.get("database.user"),
+                        want["database.user"], problems[0],
+                    )  # fmt: skip
+                    want.update({k: have[k] for k in LOGIN_KEYS if k in have})
             if have is not None and {k: have.get(k) for k in want} == want:
                 return False
             _call("PUT", f"{url}/config", want)
+            _last_write[url] = time.monotonic()
             logger.info("registered connector %s", settings.connect.connector_name)
             return True
         except (OSError, ValueError) as exc:  # 409 while the worker rebalances, or starting
             if time.monotonic() > deadline:
                 raise StackError("connect", f"cannot register the connector: {exc}", log) from None
             time.sleep(0.5)
+
+
+def validate(settings: Settings, want: dict[str, str]) -> list[str]:
+    """Ask Connect to validate ``want`` (it resolves the worker's config providers and
+    Debezium tries the login); return the errors, empty when it would run."""
+    cls = want["connector.class"]
+    url = f"{settings.connect.url.rstrip('/')}/connector-plugins/{cls}/config/validate"
+    body = {**want, "name": settings.connect.connector_name}
+    try:
+        result = _call("PUT", url, body, timeout=30.0)
+    except urllib.error.HTTPError as exc:
+        return [f"validation answered HTTP {exc.code}"]
+    return [
+        f"{c['value']['name']}: {error}"
+        for c in result.get("configs", [])
+        for error in c["value"].get("errors", [])
+    ]
+
+
+def registered_user(settings: Settings, timeout: float = 10.0) -> str | None:
+    """The database login of the registered connector; None if there is none, or no answer
+    within ``timeout`` (Connect answers 409 for a while after a config write)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            have = _get_config(connector_url(settings))
+            return have.get("database.user") if isinstance(have, dict) else None
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.3)
 
 
 def _get_config(url: str) -> dict | None:
@@ -78,9 +132,15 @@ def state(settings: Settings) -> str:
 
 
 def wait_running(settings: Settings, timeout: float, log: str | None = None) -> None:
-    """Wait until state() is RUNNING; fail with the task's error, never past ``timeout``."""
+    """Wait until state() is RUNNING; fail with the task's error, never past ``timeout``.
+
+    Right after :func:`register` rewrote the config, a FAILED state may still be the old
+    config's (a worker restarted on a login it can no longer use, before the new one was
+    written): FAILED only counts once ``WRITE_GRACE_S`` have passed since the write.
+    """
     deadline = time.monotonic() + timeout
     while (current := state(settings)) != "RUNNING":
-        if "FAILED" in current or time.monotonic() > deadline:
+        fresh = time.monotonic() - _last_write.get(connector_url(settings), -1e9) < WRITE_GRACE_S
+        if ("FAILED" in current and not fresh) or time.monotonic() > deadline:
             raise StackError("connect", f"connector not RUNNING: {current}", log)
         time.sleep(0.3)

@@ -24,6 +24,7 @@ from feedline.http.deps import Deps
 from feedline.http.health import Check
 from feedline.http.metrics import MetricsMiddleware
 from feedline.http.openapi import OpenApi
+from feedline.http.ratelimit import RateLimiter
 from feedline.http.read_model import ReadModel
 from feedline.http.read_store import ReadStore
 from feedline.http.revocations import Revocations
@@ -55,8 +56,9 @@ def create_app(deps: Deps) -> falcon.App:
             bound,
             Revocations(deps.settings.redis.url, bound),
         )
-    auth = AuthMiddleware(deps.db, tokens=deps.tokens)
-    app = falcon.App(middleware=[MetricsMiddleware(), SecurityHeaders(), auth])
+    limiter = RateLimiter.from_settings(deps.settings)  # after auth: per-user limits need it
+    auth = AuthMiddleware(deps.db, tokens=deps.tokens, limiter=limiter)
+    app = falcon.App(middleware=[MetricsMiddleware(), SecurityHeaders(), auth, limiter])
     app.router_options.converters["id"] = IdConverter
     error_handlers.install(app)
     routes = [(template, factory(deps)) for template, factory in ROUTES]

@@ -14,12 +14,15 @@ import re
 import secrets
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
 from feedline.db import Cursor, Database
 from feedline.http.token_cache import TokenCache
+
+if TYPE_CHECKING:
+    from feedline.http.ratelimit import RateLimiter
 
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,256}")
 CHALLENGE = 'Bearer realm="feedline"'
@@ -108,9 +111,15 @@ class AuthMiddleware:
     document). An unmatched path has no resource; Falcon answers it 404 by itself.
     """
 
-    def __init__(self, db: Database, tokens: TokenCache | None = None):
+    def __init__(
+        self,
+        db: Database,
+        tokens: TokenCache | None = None,
+        limiter: RateLimiter | None = None,
+    ):
         self._db = db
         self._tokens = tokens
+        self._limiter = limiter
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict
@@ -121,26 +130,31 @@ class AuthMiddleware:
         token = bearer_token(req.get_header("Authorization"))
         if token is None:
             raise unauthorized("Send Authorization: Bearer <token>.")
-        user_id = self._user_id(token)
+        user_id = self._user_id(req, token)
         if user_id is None:
             raise unauthorized("The bearer token is not valid.")
         req.context.user_id = user_id
 
-    def _user_id(self, token: str) -> int | None:
-        """Look the token up, in the in-process token cache first when there is one."""
-        if self._tokens is None:
-            found = self._db.run(lambda cur: _user_for(cur, token))
-            return found[0] if found else None
+    def _user_id(self, req: falcon.Request, token: str) -> int | None:
+        """Look the token up: the in-process cache, then (unless the rate limiter knows the
+        hash is bad, or this client is over its failed-lookup limit) PostgreSQL."""
         digest = hash_token(token)
-        user_id = self._tokens.get(digest)
-        if user_id is None:
-            # Timed from before the query: the cache bounds how long a revocation committed
-            # after this read began can go unnoticed (see feedline.http.token_cache).
-            since = time.monotonic()
-            found = self._db.run(lambda cur: _user_for(cur, token))
-            if found is None:
-                return None
-            user_id, valid_s = found
+        if self._tokens is not None:
+            user_id = self._tokens.get(digest)
+            if user_id is not None:
+                return user_id
+        if self._limiter is not None and self._limiter.refuse_token_lookup(req, digest):
+            return None  # this hash matched nothing moments ago: 401 without a query
+        # Timed from before the query: the cache bounds how long a revocation committed
+        # after this read began can go unnoticed (see feedline.http.token_cache).
+        since = time.monotonic()
+        found = self._db.run(lambda cur: _user_for(cur, token))
+        if found is None:
+            if self._limiter is not None:
+                self._limiter.failed_token_lookup(req, digest)  # 429 once over the limit
+            return None
+        user_id, valid_s = found
+        if self._tokens is not None:
             self._tokens.put(digest, user_id, since, valid_s)
         return user_id
 

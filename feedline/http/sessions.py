@@ -31,6 +31,7 @@ class Sessions:
                 "201": spec.json_response("Logged in", spec.ref("NewSession")),
                 "401": spec.json_response("Wrong handle or password", spec.ref("Error")),
             },
+            errors=("429",),
             body=spec.ref("Login"),
             public=True,
         )

@@ -100,6 +100,7 @@ ERRORS = {
     "413": "Body too large",
     "415": "Body is not application/json",
     "422": "Well-formed but invalid fields",
+    "429": "Rate limit reached; retry after Retry-After seconds",
     "503": "A dependency (PostgreSQL, Cassandra) is unavailable; retry",
 }
 # What every JSON write can fail with before it reaches the database.
@@ -159,8 +160,9 @@ def operation(
     params: tuple[dict[str, Any], ...] = (),
     public: bool = False,
 ) -> dict[str, Any]:
-    """Describe one operation; protected ones get the bearer scheme and 401, all get 503."""
-    codes = set(errors) | {"503"} | (set() if public else {"401"})
+    """Describe one operation; protected ones get the bearer scheme, 401 and 429 (failed
+    token lookups are rate-limited per client), all get 503."""
+    codes = set(errors) | {"503"} | (set() if public else {"401", "429"})
     if body is not None:
         codes |= set(BODY_ERRORS)
     op: dict[str, Any] = {

@@ -26,7 +26,7 @@ class Users:
         "post": spec.operation(
             "Sign up; the response holds the only copy of the bearer token",
             {"201": spec.json_response("Created", spec.ref("CreatedUser"))},
-            errors=("409",),
+            errors=("409", "429"),
             body=spec.ref("NewUser"),
             public=True,
         )

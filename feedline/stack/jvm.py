@@ -145,8 +145,11 @@ class Connect(JvmService):
         return [str(path)]
 
     def env(self) -> dict[str, str]:
-        """Hand the database password to the worker's EnvVarConfigProvider, not to its config."""
-        return dict(os.environ, FEEDLINE_PG_PASSWORD=self.ctx.settings.postgres.password)
+        """Hand the replication role's password to the worker's EnvVarConfigProvider, not
+        to its config; the worker gets no other database password."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FEEDLINE_PG_")}
+        env["FEEDLINE_PG_REPLICATION_PASSWORD"] = self.ctx.settings.postgres.replication_password
+        return env
 
     def ready(self) -> bool:
         """Ready once the REST API lists the Debezium PostgreSQL plugin."""

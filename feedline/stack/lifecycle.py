@@ -46,6 +46,8 @@ def up(settings: Settings) -> None:
         if svc in todo:
             svc.start()
             logger.info("%s starting", svc.name)
+    if pg not in todo:
+        pg.bootstrap()  # roles and grants (start() does it too): idempotent, ~20 ms
     _migrate("postgres", migrate.migrate_postgres, settings.postgres, pg)
     redis.wait_ready(timeout)
     kafka.wait_ready(timeout)
@@ -55,6 +57,7 @@ def up(settings: Settings) -> None:
     connect.wait_ready(timeout)
     register.register(settings, timeout, str(connect.log))
     register.wait_running(settings, timeout, str(connect.log))
+    pg.drop_legacy_replication(register.registered_user(settings))
     cassandra.wait_ready(timeout)
     _migrate("cassandra", migrate.migrate_cassandra, settings.cassandra, cassandra)
     for svc in svcs:
@@ -113,7 +116,7 @@ def clean(settings: Settings) -> None:
     app.down(settings)
     connect.stop()
     if pg.pid() is not None:
-        drop_replication(settings)
+        drop_replication(settings, pg)
     down(settings)
     lay = pg.ctx.lay
     for path in (lay.data, lay.logs, lay.run, lay.conf):
@@ -123,14 +126,18 @@ def clean(settings: Settings) -> None:
     print(f"wiped {lay.data}, {lay.logs}, {lay.run}, {lay.conf}")
 
 
-def drop_replication(settings: Settings) -> None:
-    """Drop Debezium's slot and the publication, which outlive the connector."""
+def drop_replication(settings: Settings, pg: Postgres) -> None:
+    """Drop Debezium's slot and the publication, which outlive the connector.
+
+    As the superuser (peer auth over the private socket): the application role may do
+    neither, and the owner may not drop a replication slot.
+    """
     import psycopg2
     from psycopg2 import sql
 
     c = settings.connect
     try:
-        conn = psycopg2.connect(settings.postgres.dsn(), connect_timeout=5)
+        conn = pg.admin(settings.postgres.database)
     except psycopg2.Error:
         logger.warning("postgres unreachable: slot %s not dropped", c.slot_name)
         return

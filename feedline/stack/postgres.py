@@ -2,13 +2,32 @@
 
 PostgreSQL refuses to run as root, so when we are root the cluster belongs to the
 ``postgres`` user. Only the OS users root/postgres may log in as the superuser (peer auth
-over a socket in a directory of ours); the application role authenticates with a password.
+over a socket in a directory of ours); every other role authenticates with a password.
+
+Roles, least privilege (:func:`ensure_roles`, idempotent, run on every ``stack up``):
+
+- the **owner** (``FEEDLINE_PG_OWNER_USER``, default ``feedline``) owns the database and
+  every object in it; migrations run as it. No superuser, CREATEROLE, CREATEDB or REPLICATION.
+- the **application** role (``FEEDLINE_PG_USER``, default ``feedline_app``): the web app,
+  verify, rebuild, the bench seeding and the tests. A member of ``feedline_dml``, which
+  migration 0003 grants SELECT/INSERT/UPDATE/DELETE on the tables and USAGE on the
+  sequences: it can create nothing, drop nothing, alter nothing, and cannot replicate.
+- the **replication** role (``FEEDLINE_PG_REPLICATION_USER``, default
+  ``feedline_replication``): Debezium. LOGIN REPLICATION, a member of ``feedline_cdc``
+  (SELECT on the five published tables, for the initial snapshot).
+
+The group roles have fixed names so that migrations (plain SQL, run by the owner) can grant
+to them whatever the login roles are called. No role but these three may connect to the
+database. Docker compose runs the same function as its ``init`` step
+(``python -m feedline.stack.postgres``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
+import logging
 import os
 import pwd
 import signal
@@ -19,8 +38,17 @@ import psycopg2
 from psycopg2 import sql
 
 from feedline.errors import StackError
+from feedline.settings import PostgresSettings
 from feedline.stack.base import HOST, Service
 from feedline.stack.install import PG_BIN
+
+logger = logging.getLogger(__name__)
+
+# Group roles (NOLOGIN) that migrations grant to; the login roles are their members.
+DML_GROUP = "feedline_dml"
+CDC_GROUP = "feedline_cdc"
+# Attributes every login role gets explicitly, so a role made by hand is brought back.
+_PLAIN = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
 
 # Where the cluster lives when the postgres user cannot reach the var dir (e.g. under /root).
 ALT_ROOT = Path("/var/lib/feedline")
@@ -115,34 +143,142 @@ class Postgres(Service):
         if proc.returncode:
             raise StackError(self.name, cause, str(self.log))
 
-    def admin(self):
+    def admin(self, database: str = "postgres"):
         """Connect as the superuser over the private socket (peer auth, no password)."""
         return psycopg2.connect(
-            host=str(self.sockdir), port=self.ports()[0], user="postgres", dbname="postgres"
+            host=str(self.sockdir), port=self.ports()[0], user="postgres", dbname=database
         )
 
     def bootstrap(self) -> None:
-        """Create (or refresh) the application role and its database; idempotent."""
+        """Create (or refresh) the roles and the database, and the database's grants."""
         pg = self.ctx.settings.postgres
-        role = sql.Identifier(pg.user)
-        conn = self.admin()
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (pg.user,))
-                verb = "ALTER" if cur.fetchone() else "CREATE"
-                cur.execute(
-                    sql.SQL(verb + " ROLE {} LOGIN REPLICATION PASSWORD %s").format(role),
-                    (pg.password,),
+        with _autocommit(self.admin()) as conn:
+            ensure_roles(conn, pg)
+        with _autocommit(self.admin(pg.database)) as conn:
+            ensure_database_grants(conn, pg)
+
+    def drop_legacy_replication(self, connector_user: str | None) -> None:
+        """Take REPLICATION from the owner once Debezium logs in as the replication role.
+
+        Before the three roles, one role owned the database and Debezium used it. A stack
+        started then keeps running that connector until Connect restarts with the
+        replication role's password (see feedline.connector.register); until then the
+        owner keeps REPLICATION, or the running connector could not reconnect.
+        """
+        pg = self.ctx.settings.postgres
+        if connector_user != pg.replication_user:
+            if connector_user is not None:
+                logger.warning(
+                    "postgres: %s keeps REPLICATION while the connector still logs in as it"
+                    " (restart Connect: make down && make stack-up)",
+                    connector_user,
                 )
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.database,))
-                if not cur.fetchone():
-                    db = sql.Identifier(pg.database)
-                    cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, role))
-        finally:
-            conn.close()
+            return
+        with _autocommit(self.admin()) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s AND rolreplication", (pg.owner_user,)
+            )
+            if cur.fetchone():
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} NOREPLICATION").format(sql.Identifier(pg.owner_user))
+                )
+                logger.info("postgres: took REPLICATION from %s", pg.owner_user)
+
+
+@contextlib.contextmanager
+def _autocommit(conn):
+    """Use ``conn`` in autocommit mode (role and database DDL), and close it after."""
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def ensure_roles(conn, pg: PostgresSettings) -> None:
+    """Create or refresh the group roles, the three login roles and the database.
+
+    Needs a superuser connection in autocommit. Idempotent: attributes and passwords are
+    set again on every run, so changing a password setting and re-running applies it. The
+    owner's REPLICATION is left as found (see :meth:`Postgres.drop_legacy_replication`).
+    """
+    names = {"FEEDLINE_PG_USER": pg.user, "FEEDLINE_PG_OWNER_USER": pg.owner_user,
+             "FEEDLINE_PG_REPLICATION_USER": pg.replication_user}  # fmt: skip
+    if len(set(names.values())) != 3:
+        raise StackError("postgres", f"the three roles must be distinct, got {names}")
+    with conn.cursor() as cur:
+        for group in (DML_GROUP, CDC_GROUP):
+            if not _role_exists(cur, group):
+                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
+        _login_role(cur, pg.owner_user, pg.owner_password, "")
+        _login_role(cur, pg.user, pg.password, "NOREPLICATION")
+        _login_role(cur, pg.replication_user, pg.replication_password, "REPLICATION")
+        for member, group in ((pg.user, DML_GROUP), (pg.replication_user, CDC_GROUP)):
+            cur.execute(sql.SQL("GRANT {} TO {}").format(*map(sql.Identifier, (group, member))))
+        db, owner = sql.Identifier(pg.database), sql.Identifier(pg.owner_user)
+        cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                    (pg.database,))  # fmt: skip
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, owner))
+        elif row[0] != pg.owner_user:
+            cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, owner))
+        cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
+        for role in (pg.user, pg.replication_user):
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, sql.Identifier(role))
+            )
+
+
+def ensure_database_grants(conn, pg: PostgresSettings) -> None:
+    """Inside the database (superuser, autocommit): nobody but the owner creates objects.
+
+    PostgreSQL 15 already keeps CREATE on schema ``public`` from PUBLIC; saying it again
+    covers a cluster initialised by an older version. Table grants are migration 0003's.
+    """
+    with conn.cursor() as cur:
+        cur.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+
+
+def _role_exists(cur, name: str) -> bool:
+    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+    return cur.fetchone() is not None
+
+
+def _login_role(cur, name: str, password: str, extra: str) -> None:
+    verb = "ALTER" if _role_exists(cur, name) else "CREATE"
+    if verb == "CREATE" and not extra:
+        extra = "NOREPLICATION"
+    cur.execute(
+        sql.SQL(f"{verb} ROLE {{}} {_PLAIN} {extra} PASSWORD %s").format(sql.Identifier(name)),
+        (password,),
+    )
 
 
 def _reachable(path: Path) -> bool:
     """Tell whether any user may traverse ``path`` and its ancestors (postgres must)."""
     return all(p.stat().st_mode & 0o001 for p in (path, *path.parents) if p.exists())
+
+
+def main() -> int:
+    """Create the roles and grants on a server we do not run (docker compose's init step).
+
+    Connects to the ``postgres`` database as a superuser named by libpq's own environment
+    (``PGUSER``, ``PGPASSWORD``) at ``FEEDLINE_PG_HOST``/``FEEDLINE_PG_PORT``.
+    """
+    from feedline.settings import load
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    pg = load().postgres
+    for database, step in (("postgres", ensure_roles), (pg.database, ensure_database_grants)):
+        conn = psycopg2.connect(host=pg.host, port=pg.port, dbname=database, connect_timeout=10)
+        with _autocommit(conn) as conn:
+            step(conn, pg)
+    print(
+        f"postgres roles: owner {pg.owner_user}, app {pg.user}, replication {pg.replication_user}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
