@@ -7,6 +7,7 @@ token cache, exactly like a second gunicorn worker, and shares only the database
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import falcon.testing
@@ -212,3 +213,32 @@ def test_a_write_racing_the_deletion_is_a_409_not_a_500(client, deaf_worker, sig
         assert resp.status_code in (401, 409), resp.text
         assert set(resp.json) == {"title", "description"}
     assert 409 in (post.status_code, like.status_code)  # the race was actually exercised
+
+
+def test_two_followers_of_each_other_deleting_at_once_both_succeed(client, worker_b, signup, query):
+    """Each deletion locks its own user, then needs the other's row for the counts: a
+    deadlock that PostgreSQL breaks by aborting one; Database.run retries it."""
+    a, b, bystander = signup(), signup(), signup()
+    for follower, followee in ((a, b), (b, a), (bystander, a), (bystander, b)):
+        resp = client.simulate_put(f"/v1/following/{followee.id}", headers=follower.headers)
+        assert resp.status_code == 204
+    results: dict[int, int] = {}
+    start = threading.Barrier(2)
+
+    def delete(worker, user) -> None:
+        start.wait()
+        results[user.id] = worker.simulate_delete("/v1/users/me", headers=user.headers).status_code
+
+    threads = [
+        threading.Thread(target=delete, args=(client, a)),
+        threading.Thread(target=delete, args=(worker_b, b)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == {a.id: 204, b.id: 204}
+    assert query("SELECT count(*) FROM users WHERE id IN (%s, %s)", a.id, b.id) == [(0,)]
+    assert query(
+        "SELECT follower_count, following_count FROM users WHERE id = %s", bystander.id
+    ) == [(0, 0)]
