@@ -1,8 +1,10 @@
 """Deleting an account on the real stack leaves no trace of the user anywhere.
 
-The whole path: ``DELETE /v1/users/me`` -> PostgreSQL (cascades, counts taken back) ->
-Debezium change events (every cascaded row, whole) -> Kafka -> the pipeline process ->
-Cassandra; then ``feedline verify`` over everyone involved reports zero differences.
+The story of the issue: sign up, log in from a second device, log the first one out,
+delete the account from the second. The whole path: ``DELETE /v1/users/me`` ->
+PostgreSQL (cascades, counts taken back) -> Debezium change events (every cascaded row,
+whole) -> Kafka -> the pipeline process -> Cassandra; then ``feedline verify`` over
+everyone involved reports zero differences.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 from feedline.connector import TABLES
 from tests.integration.http.change_events import ChangeEvent, ChangeEvents
+from tests.integration.http.conftest import PASSWORD
 from tests.integration.pipeline.conftest import ApiUser, Pipeline, eventually
 
 pytestmark = pytest.mark.integration
@@ -54,9 +57,19 @@ def test_deleted_account_leaves_no_trace_in_events_read_model_or_verify(
     before = run_verify(settings, everyone)
     assert before.returncode == 0, before.stdout + before.stderr
 
+    # A second device logs in; the first one logs out; the second deletes the account.
+    login = {"handle": me.handle, "password": PASSWORD}
+    second = client.simulate_post("/v1/sessions", json=login)
+    assert second.status_code == 201, second.text
+    device2 = {"Authorization": f"Bearer {second.json['token']}"}
+    assert client.simulate_delete("/v1/sessions/current", headers=me.headers).status_code == 204
+    assert client.simulate_get("/v1/feed", headers=me.headers).status_code == 401
+    assert client.simulate_get("/v1/feed", headers=device2).status_code == 200
+
     events = ChangeEvents(settings.kafka, TABLES)
     try:
-        assert client.simulate_delete("/v1/users/me", headers=me.headers).status_code == 204
+        assert client.simulate_delete("/v1/users/me", headers=device2).status_code == 204
+        assert client.simulate_get("/v1/feed", headers=device2).status_code == 401
         deleted = {
             ("users", "id", me.id),
             *(("shards", "id", s) for s in mine),
