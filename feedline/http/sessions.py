@@ -7,6 +7,8 @@ argon2 verification whether the handle exists or not (see :mod:`feedline.http.pa
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import falcon
 
 from feedline.db import Cursor
@@ -50,21 +52,13 @@ class Sessions:
         user_id, stored = found if found is not None else (None, None)
         # Verify even when there is no such user (a dummy hash): same time either way.
         if not self._passwords.verify(stored, candidate) or user_id is None:
-            raise falcon.HTTPUnauthorized(
-                title="Login failed",
-                description="The handle or the password is wrong.",
-                challenges=[auth.CHALLENGE],
-            )
+            raise _login_failed()
         assert stored is not None
         rehash = self._passwords.hash(candidate) if self._passwords.needs_rehash(stored) else None
         token = auth.new_token()
         expires_at = self._db.run(lambda cur: _mint(cur, user_id, token, self._ttl_s, rehash))
         if expires_at is None:  # the account was deleted meanwhile
-            raise falcon.HTTPUnauthorized(
-                title="Login failed",
-                description="The handle or the password is wrong.",
-                challenges=[auth.CHALLENGE],
-            )
+            raise _login_failed()
         resp.status = falcon.HTTP_201
         resp.media = {
             "user_id": user_id,
@@ -99,13 +93,22 @@ class CurrentSession:
         resp.status = falcon.HTTP_204
 
 
+def _login_failed() -> falcon.HTTPUnauthorized:
+    """The one answer to every failed login: it tells nothing about which part was wrong."""
+    return falcon.HTTPUnauthorized(
+        title="Login failed",
+        description="The handle or the password is wrong.",
+        challenges=[auth.CHALLENGE],
+    )
+
+
 def _credentials(cur: Cursor, handle: str) -> tuple[int, str | None] | None:
     cur.execute(CREDENTIALS_SQL, (handle,))
     row = cur.fetchone()
     return (row[0], row[1]) if row else None
 
 
-def _mint(cur: Cursor, user_id: int, token: str, ttl_s: int, rehash: str | None):
+def _mint(cur: Cursor, user_id: int, token: str, ttl_s: int, rehash: str | None) -> datetime | None:
     """Store a new token (and a re-hashed password); None if the user is gone."""
     cur.execute("SELECT 1 FROM users WHERE id = %s FOR KEY SHARE", (user_id,))
     if cur.fetchone() is None:
