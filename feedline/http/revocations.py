@@ -126,11 +126,21 @@ class Revocations:
                 self._thread.start()
 
     def _run(self) -> None:
+        logged = False  # one line per loss, not one per retry while Redis stays down
         while not self._stop.is_set():
             try:
                 self._listen()
             except (redis.RedisError, OSError) as exc:
-                logger.warning("revocation listener lost Redis (%s); retrying", exc)
+                if self._since != float("inf"):  # it was listening: a new loss
+                    logged = False
+                if not logged:
+                    logger.warning(
+                        "revocation listener: Redis unavailable (%s); tokens are cached "
+                        "for %g s until it is back",
+                        type(exc).__name__,
+                        self._bound,
+                    )
+                    logged = True
             finally:
                 self._since = float("inf")  # messages sent from now on are lost
             self._stop.wait(self._ping)
