@@ -20,6 +20,7 @@ CREDENTIALS_SQL = """
     SELECT u.id, p.password_hash FROM users u
     LEFT JOIN user_passwords p ON p.user_id = u.id WHERE u.handle = %s
 """
+PURGE_SQL = "DELETE FROM user_tokens WHERE user_id = %s AND expires_at <= now()"
 REHASH_SQL = "UPDATE user_passwords SET password_hash = %s, updated_at = now() WHERE user_id = %s"
 
 
@@ -109,10 +110,14 @@ def _credentials(cur: Cursor, handle: str) -> tuple[int, str | None] | None:
 
 
 def _mint(cur: Cursor, user_id: int, token: str, ttl_s: int, rehash: str | None) -> datetime | None:
-    """Store a new token (and a re-hashed password); None if the user is gone."""
+    """Store a new token (and a re-hashed password); None if the user is gone.
+
+    Also deletes the user's expired tokens: nothing else would, and each login adds one.
+    """
     cur.execute("SELECT 1 FROM users WHERE id = %s FOR KEY SHARE", (user_id,))
     if cur.fetchone() is None:
         return None
+    cur.execute(PURGE_SQL, (user_id,))
     if rehash is not None:
         cur.execute(REHASH_SQL, (rehash, user_id))
     return auth.store_token(cur, user_id, token, ttl_s)

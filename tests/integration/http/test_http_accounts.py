@@ -131,7 +131,7 @@ def test_logout_revokes_only_that_token_in_every_worker_within_a_second(
         assert worker.simulate_get(path, headers=bearer(second)).status_code == 200
 
 
-def test_a_token_expires_after_the_configured_ttl(settings, database, worker_b):
+def test_a_token_expires_after_the_configured_ttl(settings, database, worker_b, query):
     short = dataclasses.replace(
         settings, accounts=dataclasses.replace(settings.accounts, token_ttl_s=2)
     )
@@ -146,9 +146,10 @@ def test_a_token_expires_after_the_configured_ttl(settings, database, worker_b):
     time.sleep(1.5)
     for worker in (client, worker_b):
         refused_within(worker, user.token, 2.0, path)
-    # Logging in again gives a working token.
+    # Logging in again gives a working token, and clears the expired one away.
     fresh = login(client, handle).json["token"]
     assert client.simulate_get(path, headers=bearer(fresh)).status_code == 200
+    assert query("SELECT count(*) FROM user_tokens WHERE user_id = %s", user.id) == [(1,)]
 
 
 def test_delete_account_takes_back_its_counts_and_frees_the_handle(client, signup, query):
