@@ -103,3 +103,21 @@ def test_gunicorn_serves_writes_aggregates_metrics_and_never_logs_tokens(server)
     assert '"POST /v1/shards HTTP/1.1" 201' in logged
     assert token not in logged
     assert "Bearer" not in logged
+
+
+def test_a_revoked_token_is_refused_at_once_by_every_gunicorn_worker(server):
+    """Both workers cache the token, then one revokes it: the broadcast reaches the other
+    at once. Without it the other would keep accepting it for up to 1 s (its fallback)."""
+    port, _, _ = server
+    handle = f"g_{secrets.token_hex(6)}"
+    status, body = call(port, "POST", "/v1/users", {"handle": handle, "password": PASSWORD})
+    assert status == 201
+    user_id, token = json.loads(body)["id"], json.loads(body)["token"]
+    path = f"/v1/users/{user_id}"
+    # A new connection per call: each goes to whichever sync worker accepts it first.
+    assert {call(port, "GET", path, token=token)[0] for _ in range(40)} == {200}
+    assert call(port, "DELETE", "/v1/sessions/current", token=token)[0] == 204
+    assert [call(port, "GET", path, token=token)[0] for _ in range(40)] == [401] * 40
+    status, body = call(port, "POST", "/v1/sessions", {"handle": handle, "password": PASSWORD})
+    assert status == 201
+    assert call(port, "GET", path, token=json.loads(body)["token"])[0] == 200
