@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cassandra import (
+    CDCWriteFailure,
     ConsistencyLevel,
+    CoordinationFailure,
     OperationTimedOut,
     ReadTimeout,
     Unavailable,
@@ -35,7 +37,7 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
-from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage
+from cassandra.protocol import IsBootstrappingErrorMessage, OverloadedErrorMessage, ServerError
 from cassandra.query import BatchStatement, BatchType, Statement, named_tuple_factory
 
 from feedline.errors import DependencyUnavailable
@@ -44,17 +46,24 @@ from feedline.strategies.base import Mutation
 
 logger = logging.getLogger(__name__)
 
-# Errors that say "Cassandra is down or busy", not "this write is wrong": retried forever.
+# Cluster conditions: Cassandra is down, busy, or a replica failed the request (a read
+# over too many tombstones, a write a replica could not apply, an internal error). None of
+# them says the statement is wrong, and the same statement may pass later: retried, never
+# a reason to dead-letter an event. (CoordinationFailure covers ReadFailure, WriteFailure.)
 TRANSIENT = (
     NoHostAvailable,
     OperationTimedOut,
     Unavailable,
     WriteTimeout,
     ReadTimeout,
+    CoordinationFailure,
+    CDCWriteFailure,
+    ServerError,
     ConnectionException,
     OverloadedErrorMessage,
     IsBootstrappingErrorMessage,
 )
+PROBE = "SELECT release_version FROM system.local"  # answered by the coordinator alone
 
 MAX_BATCH = 30  # statements per UNLOGGED batch: stays under Cassandra's batch size warnings
 ROW_TYPES_MAX = 512  # distinct column lists remembered by named_rows (queries are fixed)
@@ -120,6 +129,20 @@ def connect(
 def is_transient(error: BaseException) -> bool:
     """Return True for errors that a later retry of the same write can cure."""
     return isinstance(error, (*TRANSIENT, DependencyUnavailable))
+
+
+def answers(session: Session, timeout: float) -> bool:
+    """Return True if the cluster answers a trivial query.
+
+    Tells "Cassandra is down" (every request fails) from "this request failed" (a read
+    timing out on one huge partition, a replica failing one write) after a transient error.
+    """
+    try:
+        session.execute(PROBE, timeout=timeout)
+    except Exception as exc:
+        logger.debug("cassandra probe failed: %r", exc)
+        return False
+    return True
 
 
 def group_statements(

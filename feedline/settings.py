@@ -187,7 +187,14 @@ class PipelineSettings:
     # Bound on draining a partition's in-flight events on a revoke or a graceful stop; the
     # process's stop bound is derived from it (feedline.pipeline.main.stop_bounds).
     drain_timeout_s: float = 20.0
-    max_retries: int = 5
+    # An event whose writes or expansions keep failing (a cluster condition, or a read
+    # that times out on one huge partition) is retried with exponential backoff and jitter
+    # up to this cap, for retry_budget_s; then it is parked: still unacknowledged (its
+    # partition cannot commit past it), retried every parked_retry_s, counted and shown
+    # in /health/actors. Never dead-lettered: only decoding or planning makes poison.
+    retry_backoff_max_s: float = 30.0
+    retry_budget_s: float = 300.0
+    parked_retry_s: float = 60.0
     backfill_limit: int = 100
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
@@ -399,7 +406,9 @@ def load() -> Settings:
             read_concurrency=_int("FEEDLINE_READ_CONCURRENCY", 16),
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
             drain_timeout_s=_float("FEEDLINE_DRAIN_TIMEOUT_S", 20.0),
-            max_retries=_int("FEEDLINE_MAX_RETRIES", 5),
+            retry_backoff_max_s=_float("FEEDLINE_RETRY_BACKOFF_MAX_S", 30.0),
+            retry_budget_s=_float("FEEDLINE_RETRY_BUDGET_S", 300.0),
+            parked_retry_s=_float("FEEDLINE_PARKED_RETRY_S", 60.0),
             backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),

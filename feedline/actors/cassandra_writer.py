@@ -5,45 +5,77 @@ flushes when the batch is full or its inbox is empty: under light load every eve
 out at once (freshness), under heavy load batches grow by themselves (throughput).
 
 A flush runs in two phases for every event in it: first the events' own mutations, then
-their expansions (fan-out, backfill), which read the read model. Writing before reading
-is what makes a follow and a concurrent shard see each other (see strategies/base.py).
-The expansions' reads (and their re-checks) run side by side on a small thread pool.
-Transient Cassandra errors (node down, timeouts) are retried until they pass: nothing is
-acknowledged meanwhile and partitions pause on backpressure. Errors that say the write
-itself is wrong are retried a bounded number of times, event by event, and then the
-event goes to the dead letters.
+their expansions (fan-out, backfill, unbackfill, purge), which read the read model.
+Writing before reading is what makes a follow and a concurrent shard see each other (see
+strategies/base.py). The expansions' reads (and their re-checks) run side by side on a
+small thread pool. Each step runs all events together; a step that fails is redone
+event by event, to find whose failure it was.
+
+What a failure means (nothing here is ever dead-lettered: only an event that cannot be
+decoded or planned is poison, and that is the Adapter's call):
+
+- Cassandra down (an error of ``cassandra.TRANSIENT``, and the cluster does not answer a
+  probe either): the whole flush is retried in place with backoff and jitter, nothing is
+  acknowledged, partitions pause on backpressure. After RESTART_AFTER_S the writer
+  crashes so that a fresh session takes over (a driver session can stay stuck on a node
+  that restarted); the supervisor restarts it and partition owners re-send its events.
+  Not being connected at all is the same crash.
+- Anything else that fails one event (a read timing out or failing on one huge
+  partition, a WriteFailure, a statement Cassandra rejects, a bug in an expansion): that
+  event alone is retried, with exponential backoff and jitter up to
+  ``retry_backoff_max_s``, for ``retry_budget_s``; meanwhile the others go on. Then it is
+  *parked*: still unacknowledged (its partition commits nothing past it), retried every
+  ``parked_retry_s``, logged at ERROR, counted (``feedline_parked_events``) and named in
+  ``/health/actors`` until it goes through.
+
+Whatever happens, the cache keys of every write that was attempted are invalidated, and
+an event is acknowledged (through the invalidators) only once all its writes, expansions
+included, are done.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from feedline import cassandra
-from feedline.actors.messages import (
-    DeadLetter,
-    Flush,
-    InjectFailure,
-    InvalidateBatch,
-    Work,
-    WriteBatch,
-)
-from feedline.actors.router import Router
+from feedline.actors.messages import Flush, InjectFailure, InvalidateBatch, Work, WriteBatch
+from feedline.actors.router import Router, tell_quietly
 from feedline.errors import DependencyUnavailable
 from feedline.fanout import Expander, PreparedStatements
 from feedline.settings import CassandraSettings, PipelineSettings
 from feedline.strategies.base import Mutation
 from feedline.supervisors import ChildLink, SupervisedActor
+from feedline.supervisors.policy import call_later
 
 logger = logging.getLogger(__name__)
 
-RESTART_AFTER_S = 20.0
+RESTART_AFTER_S = 20.0  # of Cassandra not answering at all: crash for a fresh session
 APPLY_CHUNK = 5000  # mutations bound and in flight per step of a flush
+FIRST_RETRY_S = 0.5  # a failed event's first pause; doubles up to retry_backoff_max_s
+PROBE_TIMEOUT_S = 5.0
+PARKED_SHOWN = 20  # parked events named in health (all of them are counted)
 T = TypeVar("T")
 R = TypeVar("R")
+EventId = tuple[str, int, int]  # topic, partition, offset
+
+
+@dataclass
+class _Failing:
+    """An event that failed, waiting for its next attempt."""
+
+    work: Work  # the latest copy: a re-sent one may answer to a new partition owner
+    since: float
+    attempts: int = 0
+    due: float = 0.0
+    error: str = ""
+    parked: bool = False
 
 
 class CassandraWriter(SupervisedActor):
@@ -54,7 +86,6 @@ class CassandraWriter(SupervisedActor):
         cassandra_settings: CassandraSettings,
         pipeline: PipelineSettings,
         invalidators: Router,
-        dead_letters: Router,
         metrics: Any,
         *,
         link: ChildLink | None = None,
@@ -63,19 +94,24 @@ class CassandraWriter(SupervisedActor):
         self._cassandra_settings = cassandra_settings
         self._pipeline = pipeline
         self._invalidators = invalidators
-        self._dead_letters = dead_letters
         self._metrics = metrics
+        self._name = link.child_id if link is not None else "writer"
         self._cluster: Any = None
         self._session: Any = None
         self._statements: PreparedStatements | None = None
         self._expander: Expander | None = None
         self._batch: list[Work] = []
+        self._failing: dict[EventId, _Failing] = {}
         self._processed = 0
         self._last_error: str | None = None
         self._flush_queued = False
         self._reads: ThreadPoolExecutor | None = None
+        self._wake_at = 0.0
+        self._timer: threading.Timer | None = None
+        self._cluster_answered = False  # within the current write pass
 
     def on_start(self) -> None:
+        self._metrics.parked.labels(self._name).set(0)
         # Expansions read before they write (followers, a followee's shards, re-checks);
         # the driver's reads are blocking, so a flush runs them side by side on this pool
         # instead of one round trip after another (which capped the writer's event rate).
@@ -93,11 +129,22 @@ class CassandraWriter(SupervisedActor):
             logger.warning("cassandra not reachable yet: %s", exc)
 
     def _connect(self) -> None:
+        """Open a session and prepare every statement; keep them only if all of it worked.
+
+        A half-built connection (a session whose prepares timed out) is closed, never
+        kept: the next attempt starts from scratch.
+        """
         if self._session is not None:
             return
-        self._cluster, self._session = cassandra.connect(self._cassandra_settings)
-        self._statements = PreparedStatements(self._session)
-        self._expander = Expander(self._session, self._statements, self._pipeline)
+        cluster, session = cassandra.connect(self._cassandra_settings)
+        try:
+            statements = PreparedStatements(session)
+            expander = Expander(session, statements, self._pipeline)
+        except BaseException:
+            cluster.shutdown()
+            raise
+        self._cluster, self._statements, self._expander = cluster, statements, expander
+        self._session = session
 
     def on_stop(self) -> None:
         if self._batch:
@@ -110,6 +157,10 @@ class CassandraWriter(SupervisedActor):
         super().on_failure(*exc_info)
 
     def _close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        # Events still failing stay unacknowledged: their partition owners re-send them.
+        self._metrics.parked.labels(self._name).set(0)
         if self._reads is not None:
             self._reads.shutdown(wait=False, cancel_futures=True)
         if self._cluster is not None:
@@ -128,56 +179,144 @@ class CassandraWriter(SupervisedActor):
                 self.actor_ref.tell(Flush())
         elif isinstance(message, Flush):
             self._flush_queued = False
-            if self._batch:
-                self._flush()
+            self._flush()
         elif isinstance(message, InjectFailure):
             raise RuntimeError(message.reason)
         return None
 
     def health(self) -> dict[str, Any]:
+        now = time.monotonic()
+        parked = [f for f in self._failing.values() if f.parked]
         return {
             "messages_processed": self._processed,
-            "in_flight": len(self._batch) + self.actor_inbox.qsize(),
+            "in_flight": len(self._batch) + self.actor_inbox.qsize() + len(self._failing),
             "last_write_error": self._last_error,
+            "retrying": len(self._failing) - len(parked),
+            "parked_events": len(parked),
+            "parked": [
+                f"{_where(f.work)} for {now - f.since:.0f} s ({f.attempts} attempts): {f.error}"
+                for f in parked[:PARKED_SHOWN]
+            ],
         }
 
     # -- flushing --------------------------------------------------------------------
 
     def _flush(self) -> None:
-        items, self._batch = self._batch, []
-        started = time.monotonic()
-        keys: set[str] = set()
-        try:
-            self._retry_transient(self._connect, "connect")
-            self._apply([m for w in items for m in w.plan.mutations])
-            keys |= self._expand_and_apply(items)
-            done = items
-        except Exception as exc:
-            if cassandra.is_transient(exc):
-                raise  # only reached if retries were interrupted; the supervisor restarts us
-            logger.warning("batch of %d failed (%s); retrying event by event", len(items), exc)
-            done, keys = self._isolate(items)
-        self._metrics.batch_size.observe(len(items))
-        self._metrics.write_latency.observe(time.monotonic() - started)
-        self._processed += len(items)
-        for w in done:
-            keys.update(w.plan.invalidations)
-        self._hand_on(done, keys)
+        """Write the batch and the failed events now due; hand on keys and acknowledgements."""
+        items = self._take()
+        if items:
+            started = time.monotonic()
+            keys: set[str] = set()
+            done: list[Work] = []
+            try:
+                self._retry_transient(self._connect, "connect")
+                failed = self._retry_transient(lambda: self._write(items, keys), "write")
+                done = [w for w in items if _id(w) not in failed]
+            finally:
+                # Also when we crash: whatever was attempted may have landed.
+                self._hand_on(done, keys)
+            self._settle(items, failed)
+            self._metrics.batch_size.observe(len(items))
+            self._metrics.write_latency.observe(time.monotonic() - started)
+            self._processed += len(done)
+        self._wake_for_retries()
 
-    def _expand_and_apply(self, items: list[Work]) -> set[str]:
-        """Run the items' expansions: read, write, then re-validate what was written."""
+    def _take(self) -> list[Work]:
+        """Return the new events plus the failed ones whose next attempt is due."""
+        fresh: dict[EventId, Work] = {}
+        for w in self._batch:
+            waiting = self._failing.get(_id(w))
+            if waiting is not None:
+                waiting.work = w  # a re-sent copy: keep the schedule, answer its owner
+            else:
+                fresh[_id(w)] = w
+        self._batch = []
+        now = time.monotonic()
+        due = []
+        for key, f in list(self._failing.items()):
+            if not f.work.owner.is_alive():
+                # Its partition moved or its owner restarted: the new owner re-reads it.
+                del self._failing[key]
+            elif f.due <= now:
+                due.append(f.work)
+        return [*fresh.values(), *due]
+
+    def _write(self, items: list[Work], keys: set[str]) -> dict[EventId, str]:
+        """Apply the items' own mutations, then their expansions; return who failed, and why.
+
+        ``keys`` collects the cache keys of every write attempted. Raises
+        DependencyUnavailable when the cluster itself is down (for the caller to wait out).
+        """
+        assert self._expander is not None
         expander = self._expander
-        assert expander is not None
-        expansions = [e for w in items for e in w.plan.expansions]
-        expanded = self._side_by_side(
-            lambda e: self._retry_transient(lambda: expander.expand(e), "read"), expansions
-        )
-        self._apply([m for x in expanded for m in x.mutations])
-        rechecks = self._side_by_side(
-            lambda x: self._retry_transient(x.recheck, "recheck"), expanded
-        )
-        self._apply([m for undo in rechecks for m in undo])
-        return {k for x in expanded for k in x.keys}
+        self._cluster_answered = False
+        failed: dict[EventId, str] = {}
+        for w in items:
+            keys.update(w.plan.invalidations)
+        self._apply_each([(w, list(w.plan.mutations)) for w in items], failed)
+        expanding = [(w, e) for w in items if _id(w) not in failed for e in w.plan.expansions]
+        expanded = self._run_each(expander.expand, expanding, failed)
+        keys.update(k for _, x in expanded for k in x.keys)
+        self._apply_each([(w, x.mutations) for w, x in expanded], failed)
+        written = [(w, x) for w, x in expanded if _id(w) not in failed]
+        undo = self._run_each(lambda x: x.recheck(), written, failed)
+        self._apply_each(undo, failed)
+        return failed
+
+    def _apply_each(self, groups: list[tuple[Work, list[Mutation]]], failed: dict) -> None:
+        """Write every event's mutations together; on failure, each event's on its own."""
+        merged: dict[EventId, tuple[Work, list[Mutation]]] = {}
+        for w, mutations in groups:
+            if mutations and _id(w) not in failed:
+                merged.setdefault(_id(w), (w, []))[1].extend(mutations)
+        if not merged:
+            return
+        try:
+            self._apply([m for _, ms in merged.values() for m in ms])
+            return
+        except Exception as exc:
+            if len(merged) == 1:
+                self._fail(next(iter(merged.values()))[0], exc, failed)
+                return
+            self._blame(exc)  # the cluster's fault: no point in trying each event
+        for w, mutations in merged.values():
+            try:
+                self._apply(mutations)
+            except Exception as exc:
+                self._fail(w, exc, failed)
+
+    def _run_each(
+        self, fn: Callable[[T], R], jobs: Sequence[tuple[Work, T]], failed: dict
+    ) -> list[tuple[Work, R]]:
+        """Run ``fn`` on every job side by side; return the results, note who failed."""
+
+        def attempt(job: tuple[Work, T]) -> tuple[bool, Any]:
+            try:
+                return True, fn(job[1])
+            except Exception as exc:
+                return False, exc
+
+        results = []
+        for (w, _), (ok, value) in zip(jobs, self._side_by_side(attempt, jobs), strict=True):
+            if ok:
+                results.append((w, value))
+            else:
+                self._fail(w, value, failed)
+        return results
+
+    def _fail(self, w: Work, exc: Exception, failed: dict) -> None:
+        """Note that ``w`` failed, unless the writer or the cluster is to blame (raise)."""
+        self._blame(exc)
+        failed.setdefault(_id(w), _describe(exc))
+
+    def _blame(self, exc: Exception) -> None:
+        """Raise if the failure is not the event's: no session, or Cassandra down."""
+        if self._session is None:
+            raise exc  # not connected: a crash, never a reason to hold back an event
+        if cassandra.is_transient(exc) and not self._cluster_answered:
+            self._cluster_answered = cassandra.answers(self._session, PROBE_TIMEOUT_S)
+            if not self._cluster_answered:
+                raise DependencyUnavailable("cassandra", _describe(exc)) from exc
 
     def _side_by_side(self, fn: Callable[[T], R], inputs: Sequence[T]) -> list[R]:
         """Return ``[fn(x) for x in inputs]``, run concurrently on the read pool."""
@@ -190,7 +329,7 @@ class CassandraWriter(SupervisedActor):
 
         Bound statements cost far more memory than mutations: a shard with 100,000
         followers bound all at once took the process past 500 MiB. Every write is
-        idempotent, so a chunk retried after a transient error repeats nothing harmful.
+        idempotent, so a chunk retried after a failure repeats nothing harmful.
         """
         if not mutations:
             return
@@ -199,33 +338,7 @@ class CassandraWriter(SupervisedActor):
             statements = cassandra.group_statements(
                 mutations[i : i + APPLY_CHUNK], self._statements.bind
             )
-            self._retry_transient(
-                lambda s=statements: cassandra.execute_all(
-                    self._session, s, self._pipeline.write_concurrency
-                ),
-                "write",
-            )
-
-    def _isolate(self, items: list[Work]) -> tuple[list[Work], set[str]]:
-        """Apply events one by one so that one bad event cannot hold back the others."""
-        done: list[Work] = []
-        keys: set[str] = set()
-        for w in items:
-            for attempt in range(self._pipeline.max_retries):
-                try:
-                    self._apply(list(w.plan.mutations))
-                    keys |= self._expand_and_apply([w])
-                    done.append(w)
-                    break
-                except Exception as exc:
-                    if cassandra.is_transient(exc):
-                        raise
-                    error = f"{type(exc).__name__}: {exc}"
-                    if attempt == self._pipeline.max_retries - 1:
-                        self._dead_letters.tell(
-                            w.record.topic, DeadLetter(w.record, error, w.owner)
-                        )
-        return done, keys
+            cassandra.execute_all(self._session, statements, self._pipeline.write_concurrency)
 
     def _hand_on(self, done: list[Work], keys: set[str]) -> None:
         """Send the flush's keys and events together: acks go out only after the delete."""
@@ -234,7 +347,63 @@ class CassandraWriter(SupervisedActor):
             key = (first.topic, first.partition) if first else None
             self._invalidators.tell(key, InvalidateBatch(frozenset(keys), tuple(done)))
 
-    def _retry_transient(self, call: Any, what: str) -> Any:
+    # -- events that failed ----------------------------------------------------------------
+
+    def _settle(self, items: list[Work], failed: dict[EventId, str]) -> None:
+        """Forget the events that went through; schedule (or park) the ones that failed."""
+        now = time.monotonic()
+        pipeline = self._pipeline
+        for w in items:
+            error = failed.get(_id(w))
+            if error is None:
+                was = self._failing.pop(_id(w), None)
+                if was is not None and was.parked:
+                    logger.warning("parked event %s went through at last", _where(w))
+                continue
+            f = self._failing.setdefault(_id(w), _Failing(w, since=now))
+            f.work, f.error = w, error
+            f.attempts += 1
+            self._metrics.cassandra_retries.inc()
+            if not f.parked and now - f.since >= pipeline.retry_budget_s:
+                f.parked = True
+                self._metrics.parked_total.inc()
+                logger.error(
+                    "parked event %s: failed %d times in %.0f s (%s); its partition commits"
+                    " nothing past it; retrying every %.0f s",
+                    _where(w),
+                    f.attempts,
+                    now - f.since,
+                    error,
+                    pipeline.parked_retry_s,
+                )
+            elif f.parked:
+                logger.error("parked event %s failed again: %s", _where(w), error)
+            else:
+                logger.warning("event %s failed (attempt %d): %s", _where(w), f.attempts, error)
+            f.due = now + (pipeline.parked_retry_s if f.parked else self._backoff(f.attempts))
+
+    def _backoff(self, attempts: int) -> float:
+        """Return the pause before attempt ``attempts + 1``: exponential, capped, jittered."""
+        cap = self._pipeline.retry_backoff_max_s
+        return _jitter(min(cap, FIRST_RETRY_S * 2 ** min(attempts - 1, 30)))
+
+    def _wake_for_retries(self) -> None:
+        """Publish the parked count; make sure a Flush comes when the next retry is due."""
+        parked = sum(1 for f in self._failing.values() if f.parked)
+        self._metrics.parked.labels(self._name).set(parked)
+        if not self._failing:
+            return
+        now = time.monotonic()
+        due = min(f.due for f in self._failing.values())
+        if now < self._wake_at <= due:
+            return  # a wake-up at or before then is already set
+        if self._timer is not None:
+            self._timer.cancel()
+        ref = self.actor_ref
+        self._wake_at = due
+        self._timer = call_later(max(0.0, due - now), lambda: tell_quietly(ref, Flush()))
+
+    def _retry_transient(self, call: Callable[[], T], what: str) -> T:
         """Run ``call`` until it stops failing transiently (Cassandra down or slow).
 
         After RESTART_AFTER_S of failures it gives up by crashing: the supervisor starts a
@@ -254,12 +423,31 @@ class CassandraWriter(SupervisedActor):
             except Exception as exc:
                 if not cassandra.is_transient(exc):
                     raise
-                self._last_error = f"{what}: {type(exc).__name__}"
+                cause = exc.__cause__ if isinstance(exc, DependencyUnavailable) else exc
+                self._last_error = f"{what}: {type(cause or exc).__name__}"
                 self._metrics.dependency_up.labels("cassandra").set(0)
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since > RESTART_AFTER_S:
                     raise DependencyUnavailable("cassandra", self._last_error) from exc
                 self._metrics.cassandra_retries.inc()
-                logger.warning("cassandra %s failed (%s); retrying in %.1fs", what, exc, delay)
-                time.sleep(delay)
+                pause = _jitter(delay)
+                logger.warning("cassandra %s failed (%s); retrying in %.1fs", what, exc, pause)
+                time.sleep(pause)
                 delay = min(delay * 2, 1.0)
+
+
+def _id(w: Work) -> EventId:
+    return (w.record.topic, w.record.partition, w.record.offset)
+
+
+def _where(w: Work) -> str:
+    return f"{w.record.topic}[{w.record.partition}]@{w.record.offset}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _jitter(delay: float) -> float:
+    """Return ``delay`` scaled by a random factor in [0.5, 1): writers do not retry in step."""
+    return delay * (0.5 + random.random() / 2)

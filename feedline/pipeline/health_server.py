@@ -65,6 +65,11 @@ def _collect_problems(node: dict[str, Any], problems: list[str]) -> None:
         problems.append(f"{name}: redis down")
     if stats.get("kafka_error"):
         problems.append(f"{name}: kafka {stats['kafka_error']}")
+    problems.extend(f"{name}: dead letter refused {u}" for u in stats.get("undeliverable", ()))
+    parked = stats.get("parked", ())
+    problems.extend(f"{name}: parked {p}" for p in parked)
+    if stats.get("parked_events", 0) > len(parked):  # health names the first few only
+        problems.append(f"{name}: {stats['parked_events'] - len(parked)} more parked events")
     for child in node.get("children", ()):
         _collect_problems(child, problems)
 

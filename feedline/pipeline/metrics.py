@@ -42,6 +42,22 @@ class PipelineMetrics:
             registry=r,
         )
         self.dlq = Counter("feedline_dlq_total", "Events sent to the dead-letter topic", registry=r)
+        self.dlq_failed = Counter(
+            "feedline_dlq_failed_total",
+            "Dead letters the DLQ topic refused (their events stay unacknowledged)",
+            registry=r,
+        )
+        self.parked = Gauge(
+            "feedline_parked_events",
+            "Events past their retry budget, unacknowledged and retried slowly, by writer",
+            ["actor"],
+            registry=r,
+        )
+        self.parked_total = Counter(
+            "feedline_events_parked_total",
+            "Events that exhausted their retry budget and were parked",
+            registry=r,
+        )
         self.restarts = Counter(
             "feedline_actor_restarts_total", "Actor restarts by supervisors", ["actor"], registry=r
         )

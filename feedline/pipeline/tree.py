@@ -122,7 +122,6 @@ def build_root(
             cassandra_settings=settings.cassandra,
             pipeline=pipeline,
             invalidators=routers["cache"],
-            dead_letters=routers["dead-letters"],
             metrics=metrics,
         ),
         pool(

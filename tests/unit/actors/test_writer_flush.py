@@ -35,7 +35,7 @@ class FakeMetrics:
 
 
 def writer() -> CassandraWriter:
-    w = CassandraWriter(CassandraSettings(), PipelineSettings(), None, None, FakeMetrics())
+    w = CassandraWriter(CassandraSettings(), PipelineSettings(), None, FakeMetrics())
     w._statements = FakeStatements()
     return w
 
