@@ -1,6 +1,8 @@
 """Create the CDC topics explicitly, before the connector, so their layout is deliberate.
 
 Topics that Connect would auto-create get the broker default and no set retention.
+The dead-letter topic is sized from the source topics: a dead letter is a source record
+plus headers, so it must take the largest record any source topic takes, plus headroom.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from feedline.connector import heartbeat_topic, topic_names
+from feedline.connector import TABLES, heartbeat_topic, topic_names
 from feedline.errors import StackError
 from feedline.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# A dead letter's headers: source topic, partition and offset, and the error (capped at
+# DeadLetters.ERROR_MAX_BYTES = 2,000), with their names and record framing; well above.
+DLQ_HEADROOM_BYTES = 16 * 1024
 
 
 def ensure_topics(settings: Settings, timeout: float = 60.0, log: str | None = None) -> None:
@@ -70,4 +76,21 @@ def _ensure(settings: Settings) -> None:
         if t in existing
     ]
     for fut in (admin.incremental_alter_configs(resources) if resources else {}).values():
+        fut.result()
+    _size_dlq(admin, settings)
+
+
+def _size_dlq(admin: AdminClient, settings: Settings) -> None:
+    """Set the DLQ topic's max.message.bytes to the largest source topic's plus headroom."""
+    sources = [ConfigResource(ConfigResource.Type.TOPIC, settings.kafka.topic(t)) for t in TABLES]
+    largest = max(
+        int(fut.result()["max.message.bytes"].value)
+        for fut in admin.describe_configs(sources).values()
+    )
+    limit = str(largest + DLQ_HEADROOM_BYTES)
+    entry = ConfigEntry("max.message.bytes", limit, incremental_operation=AlterConfigOpType.SET)
+    dlq = ConfigResource(
+        ConfigResource.Type.TOPIC, settings.kafka.dlq_topic, incremental_configs=[entry]
+    )
+    for fut in admin.incremental_alter_configs([dlq]).values():
         fut.result()
