@@ -4,14 +4,30 @@ Strategies stay pure by describing fan-out (``FanOutShard``, ``Backfill``, ``Unb
 ``PurgeShard``) instead of doing it; the writer calls ``Expander.expand`` after the
 event's own mutations are written. The timestamps chosen here carry the convergence
 argument of docs/events.md: a follower's feed row is decided by the newest event about
-the follow edge (its LSN), and a deleted shard's rows are deleted for good (TERMINAL).
+the follow edge (its LSN) and by that follow's window, and a deleted shard's rows are
+deleted for good (TERMINAL).
+
+Each expansion is a *program*: a generator that yields the reads it needs (a list of
+``Read``s, issued together) and is sent back their rows, and finally returns its
+``Writes``, whose ``recheck`` is another program. ``Expander`` runs programs against a
+Cassandra session; the convergence tests (tests/unit/strategies/lww.py) run these very
+programs against a model of Cassandra, one read or write at a time, interleaved with other
+writers. So the code that is proven to converge is the code that runs.
+
+Every feed row a follow puts in a feed has an index row in ``feed_by_user_author``
+(written and deleted with it, same batch, same timestamp): an unfollow reads the
+(follower, author) slice there instead of scanning the feed, and a shard delete reads one
+index row per follower and tombstones only rows that exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from cassandra.concurrent import execute_concurrent
 
 from feedline import cache_keys
 from feedline import statements as st
@@ -25,6 +41,214 @@ from feedline.strategies.base import (
     PurgeShard,
     Unbackfill,
 )
+from feedline.strategies.common import mutation
+
+T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+READ_CHUNK = 5000  # reads bound and in flight per step of one program round
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read a program needs: a named SELECT of ``feedline.statements`` and its binds."""
+
+    statement: str
+    params: tuple[Any, ...]
+
+
+Rows = list[Any]  # rows with attribute access (the driver's named tuples)
+Program = Generator[list[Read], list[Rows], T]
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What an expansion program returns: its mutations, the cache keys they touch, and
+    (optionally) a factory of the program that re-validates them once they are written."""
+
+    mutations: list[Mutation]
+    keys: set[str]
+    recheck: Callable[[], Program[list[Mutation]]] | None = None
+
+
+# -- the backfill window ---------------------------------------------------------------
+
+
+def epoch_ms(value: datetime) -> int:
+    """Return ``value`` in whole milliseconds since 1970 (naive values are UTC, as the
+    driver returns Cassandra timestamps; aware ones as the decoder makes them)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - EPOCH) // timedelta(milliseconds=1)
+
+
+def window_start(followed_at: datetime, window_ms: int) -> datetime:
+    """Return the oldest ``created_at`` a follow made at ``followed_at`` puts in the feed."""
+    return EPOCH + timedelta(milliseconds=epoch_ms(followed_at) - window_ms)
+
+
+def in_window(shard_created: datetime, followed_at: datetime | None, window_ms: int) -> bool:
+    """Return True if a follow made at ``followed_at`` puts this shard in the feed.
+
+    An edge without a known creation time (rows written around the pipeline, e.g. seeded
+    by a benchmark) has no window: every shard of the author belongs.
+    """
+    if followed_at is None:
+        return True
+    return epoch_ms(shard_created) >= epoch_ms(followed_at) - window_ms
+
+
+# -- the programs ----------------------------------------------------------------------
+
+
+def program(expansion: Expansion, window_ms: int) -> Program[Writes]:
+    """Return the program that expands ``expansion`` into writes."""
+    if isinstance(expansion, FanOutShard):
+        return fan_out(expansion, window_ms)
+    if isinstance(expansion, Backfill):
+        return backfill(expansion, window_ms)
+    if isinstance(expansion, Unbackfill):
+        return unbackfill(expansion)
+    if isinstance(expansion, PurgeShard):
+        return purge(expansion, window_ms)
+    raise TypeError(f"unknown expansion {expansion!r}")
+
+
+def fan_out(e: FanOutShard, window_ms: int) -> Program[Writes]:
+    """Put a new shard in each follower's feed whose window holds it, at that edge's LSN."""
+    [followers] = yield [Read(st.SELECT_FOLLOWERS, (e.author_id,))]
+    written = {
+        r.follower_id: (r.edge_lsn if r.edge_lsn is not None else e.lsn)
+        for r in followers
+        if in_window(e.created_at, r.created_at, window_ms)
+    }
+    mutations = [
+        m
+        for f, ts in written.items()
+        for m in feed_insert(f, e.author_id, e.created_at, e.shard_id, ts)
+    ]
+
+    def recheck() -> Program[list[Mutation]]:
+        [shard, now] = yield [
+            Read(st.SELECT_AUTHOR_SHARD, (e.author_id, e.created_at, e.shard_id)),
+            Read(st.SELECT_FOLLOWERS, (e.author_id,)),
+        ]
+        if not shard:
+            return [
+                m
+                for f in written
+                for m in feed_delete(f, e.author_id, e.created_at, e.shard_id, TERMINAL)
+            ]
+        edges = {r.follower_id: r.created_at for r in now}
+        return [
+            m
+            for f, ts in written.items()
+            if f not in edges or not in_window(e.created_at, edges[f], window_ms)
+            for m in feed_delete(f, e.author_id, e.created_at, e.shard_id, ts)
+        ]
+
+    return Writes(mutations, {cache_keys.feed(f) for f in written}, recheck)
+
+
+def backfill(e: Backfill, window_ms: int) -> Program[Writes]:
+    """Make the follower's feed hold exactly the followee's shards in the follow's window.
+
+    Writes the window's shards at the follow's LSN, and deletes at that LSN whatever the
+    index holds of the pair below the window (rows of an older edge, or written before
+    windows existed): a newer edge event's writes are above it and win.
+    """
+    f, a, ts = e.follower_id, e.followee_id, e.lsn
+    since = window_start(e.created_at, window_ms)
+    [shards, held] = yield [
+        Read(st.SELECT_AUTHOR_SHARDS_SINCE, (a, since)),
+        Read(st.SELECT_FEED_INDEX, (f, a)),
+    ]
+    written = [(r.created_at, r.shard_id) for r in shards]
+    mutations = [m for c, s in written for m in feed_insert(f, a, c, s, ts)]
+    mutations += [
+        m
+        for r in held
+        if not in_window(r.created_at, e.created_at, window_ms)
+        for m in feed_delete(f, a, r.created_at, r.shard_id, ts)
+    ]
+
+    def recheck() -> Program[list[Mutation]]:
+        [edge, latest] = yield [
+            Read(st.SELECT_EDGE, (f, a)),
+            Read(st.SELECT_AUTHOR_SHARDS_SINCE, (a, since)),
+        ]
+        still = {r.shard_id for r in latest}  # a shard leaves shards_by_author only deleted
+        out = [m for c, s in written if s not in still for m in feed_delete(f, a, c, s, TERMINAL)]
+        followed_at = edge[0].created_at if edge else None
+        return out + [
+            m
+            for c, s in written
+            if s in still and (not edge or not in_window(c, followed_at, window_ms))
+            for m in feed_delete(f, a, c, s, ts)
+        ]
+
+    return Writes(mutations, {cache_keys.feed(f)}, recheck)
+
+
+def unbackfill(e: Unbackfill) -> Program[Writes]:
+    """Delete what the follower's feed holds from the followee, at the unfollow's LSN.
+
+    Reading the index (what IS in the feed, not shards_by_author) also finds a shard whose
+    delete raced this unfollow; rows written after this read are cleaned up by their
+    writer's recheck, which finds the edge gone. The index slice goes with one range
+    tombstone; nothing is written when the feed holds nothing of the followee.
+    """
+    f, a = e.follower_id, e.followee_id
+    [rows] = yield [Read(st.SELECT_FEED_INDEX, (f, a))]
+    mutations = [mutation(st.DELETE_FEED_ITEM, (f, r.created_at, r.shard_id), e.lsn) for r in rows]
+    if rows:
+        mutations.append(mutation(st.DELETE_FEED_INDEX_AUTHOR, (f, a), e.lsn))
+    return Writes(mutations, {cache_keys.feed(f)})
+
+
+def purge(e: PurgeShard, window_ms: int) -> Program[Writes]:
+    """Delete a deleted shard, for good, from the feeds that hold it (and only those).
+
+    Followers whose window does not hold the shard cannot have its row once their
+    writers' rechecks are done, and a recheck that runs after this read finds the shard
+    gone and deletes at TERMINAL itself.
+    """
+    [followers] = yield [Read(st.SELECT_FOLLOWERS, (e.author_id,))]
+    candidates = [
+        r.follower_id for r in followers if in_window(e.created_at, r.created_at, window_ms)
+    ]
+    reads = [
+        Read(st.SELECT_FEED_INDEX_ITEM, (f, e.author_id, e.created_at, e.shard_id))
+        for f in candidates
+    ]
+    found = (yield reads) if reads else []
+    holders = [f for f, rows in zip(candidates, found, strict=True) if rows]
+    mutations = [
+        m for f in holders for m in feed_delete(f, e.author_id, e.created_at, e.shard_id, TERMINAL)
+    ]
+    return Writes(mutations, {cache_keys.feed(f) for f in holders})
+
+
+def feed_insert(
+    user_id: int, author_id: int, created_at: Any, shard_id: int, ts: int
+) -> list[Mutation]:
+    """Return the writes of one followed author's row in a feed: the row and its index."""
+    return [
+        mutation(st.INSERT_FEED_ITEM, (user_id, created_at, shard_id, author_id), ts),
+        mutation(st.INSERT_FEED_INDEX, (user_id, author_id, created_at, shard_id), ts),
+    ]
+
+
+def feed_delete(
+    user_id: int, author_id: int, created_at: Any, shard_id: int, ts: int
+) -> list[Mutation]:
+    """Return the deletes of one followed author's row in a feed and of its index row."""
+    return [
+        mutation(st.DELETE_FEED_ITEM, (user_id, created_at, shard_id), ts),
+        mutation(st.DELETE_FEED_INDEX, (user_id, author_id, created_at, shard_id), ts),
+    ]
+
+
+# -- running programs on Cassandra -----------------------------------------------------
 
 
 class PreparedStatements:
@@ -47,6 +271,7 @@ class Expanded:
     ``recheck`` runs after ``mutations`` are written and returns the deletes that undo
     rows whose edge or shard vanished meanwhile: a concurrent unfollow or shard delete
     may have read the feed before our write landed, so the writer of a row cleans it up.
+    Each call runs the re-validation afresh (the writer retries it on transient errors).
     """
 
     mutations: list[Mutation]
@@ -60,96 +285,38 @@ class Expander:
     def __init__(self, session: Any, prepared: PreparedStatements, pipeline: PipelineSettings):
         self._session = session
         self._prepared = prepared
-        self._backfill_limit = pipeline.backfill_limit
+        self._window_ms = pipeline.backfill_window_s * 1000
+        self._concurrency = max(1, pipeline.read_concurrency)
 
     def expand(self, expansion: Expansion) -> Expanded:
-        if isinstance(expansion, FanOutShard):
-            return self._fan_out(expansion)
-        if isinstance(expansion, Backfill):
-            return self._backfill(expansion)
-        if isinstance(expansion, Unbackfill):
-            return self._unbackfill(expansion)
-        if isinstance(expansion, PurgeShard):
-            return self._purge(expansion)
-        raise TypeError(f"unknown expansion {expansion!r}")
+        writes = self.run(program(expansion, self._window_ms))
+        make = writes.recheck
+        if make is None:
+            return Expanded(writes.mutations, writes.keys)
+        return Expanded(writes.mutations, writes.keys, lambda: self.run(make()))
 
-    def _rows(self, name: str, *params: Any) -> Any:
-        return self._session.execute(self._prepared.query(name, *params))
+    def run(self, prog: Program[T]) -> T:
+        """Run ``prog`` to its end, answering each round of reads; return its result."""
+        try:
+            reads = next(prog)
+            while True:
+                reads = prog.send(self._read(reads))
+        except StopIteration as done:
+            return done.value
 
-    def _shard_exists(self, shard_id: int) -> bool:
-        return self._rows(st.SELECT_SHARD_EXISTS, shard_id).one() is not None
-
-    def _followers(self, author_id: int) -> dict[int, int | None]:
-        return {r.follower_id: r.edge_lsn for r in self._rows(st.SELECT_FOLLOWERS, author_id)}
-
-    def _fan_out(self, e: FanOutShard) -> Expanded:
-        """Put a new shard in each follower's feed, timestamped by that follow's LSN."""
-        written = {
-            f: (lsn if lsn is not None else e.lsn)
-            for f, lsn in self._followers(e.author_id).items()
-        }
-        mutations = [
-            _feed_insert(f, e.created_at, e.shard_id, e.author_id, ts) for f, ts in written.items()
-        ]
-
-        def recheck() -> list[Mutation]:
-            if not self._shard_exists(e.shard_id):
-                return [_feed_delete(f, e.created_at, e.shard_id, TERMINAL) for f in written]
-            still = self._followers(e.author_id)
-            return [
-                _feed_delete(f, e.created_at, e.shard_id, ts)
-                for f, ts in written.items()
-                if f not in still
+    def _read(self, reads: list[Read]) -> list[Rows]:
+        """Run one round of reads (concurrently, in bounded chunks); all pages of each."""
+        if len(reads) == 1:
+            r = reads[0]
+            return [list(self._session.execute(self._prepared.query(r.statement, *r.params)))]
+        out: list[Rows] = []
+        for i in range(0, len(reads), READ_CHUNK):
+            statements = [
+                (self._prepared.query(r.statement, *r.params), None)
+                for r in reads[i : i + READ_CHUNK]
             ]
-
-        return Expanded(mutations, {cache_keys.feed(f) for f in written}, recheck)
-
-    def _backfill(self, e: Backfill) -> Expanded:
-        """Copy the followee's latest shards into the follower's feed at the follow's LSN."""
-        rows = self._rows(st.SELECT_LATEST_AUTHOR_SHARDS, e.followee_id, self._backfill_limit)
-        written = [(r.created_at, r.shard_id) for r in rows]
-        mutations = [
-            _feed_insert(e.follower_id, created, sid, e.followee_id, e.lsn)
-            for created, sid in written
-        ]
-
-        def recheck() -> list[Mutation]:
-            edge = self._rows(st.SELECT_EDGE, e.follower_id, e.followee_id).one()
-            if edge is None:
-                return [_feed_delete(e.follower_id, c, s, e.lsn) for c, s in written]
-            latest = self._rows(st.SELECT_LATEST_AUTHOR_SHARDS, e.followee_id, self._backfill_limit)
-            still = {r.shard_id for r in latest}
-            return [
-                _feed_delete(e.follower_id, c, s, TERMINAL)
-                for c, s in written
-                if s not in still and not self._shard_exists(s)
-            ]
-
-        return Expanded(mutations, {cache_keys.feed(e.follower_id)}, recheck)
-
-    def _unbackfill(self, e: Unbackfill) -> Expanded:
-        """Delete what the follower's feed holds from the followee, at the unfollow's LSN.
-
-        Reading the feed itself (not shards_by_author) also finds a shard whose delete
-        raced this unfollow; rows written after this read are cleaned up by their writer's
-        recheck, which finds the edge gone.
-        """
-        rows = self._rows(st.SELECT_FEED_ITEMS_BY_AUTHOR, e.follower_id, e.followee_id)
-        mutations = [_feed_delete(e.follower_id, r.created_at, r.shard_id, e.lsn) for r in rows]
-        return Expanded(mutations, {cache_keys.feed(e.follower_id)})
-
-    def _purge(self, e: PurgeShard) -> Expanded:
-        """Delete a deleted shard from every follower's feed, for good."""
-        followers = self._followers(e.author_id)
-        mutations = [_feed_delete(f, e.created_at, e.shard_id, TERMINAL) for f in followers]
-        return Expanded(mutations, {cache_keys.feed(f) for f in followers})
-
-
-def _feed_insert(user_id: int, created_at: Any, shard_id: int, author_id: int, ts: int) -> Mutation:
-    params = (user_id, created_at, shard_id, author_id)
-    return Mutation(st.INSERT_FEED_ITEM, params, ts, ("feed_by_user", user_id))
-
-
-def _feed_delete(user_id: int, created_at: Any, shard_id: int, ts: int) -> Mutation:
-    params = (user_id, created_at, shard_id)
-    return Mutation(st.DELETE_FEED_ITEM, params, ts, ("feed_by_user", user_id))
+            results = execute_concurrent(
+                self._session, statements, concurrency=self._concurrency, raise_on_first_error=True
+            )
+            out += [list(result.result_or_exc) for result in results]
+        return out

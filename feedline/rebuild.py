@@ -52,6 +52,7 @@ INSERT = {
     "shards_by_id": st.UPSERT_SHARD,
     "shards_by_author": st.INSERT_AUTHOR_SHARD,
     "feed_by_user": st.INSERT_FEED_ITEM,
+    "feed_by_user_author": st.INSERT_FEED_INDEX,
     "comments_by_shard": st.UPSERT_COMMENT,
     "likes_by_shard": st.UPSERT_LIKE,
     "followers_by_user": st.UPSERT_FOLLOWER,
@@ -62,6 +63,7 @@ DELETE = {
     "shards_by_id": st.DELETE_SHARD,
     "shards_by_author": st.DELETE_AUTHOR_SHARD,
     "feed_by_user": st.DELETE_FEED_ITEM,
+    "feed_by_user_author": st.DELETE_FEED_INDEX,
     "comments_by_shard": st.DELETE_COMMENT,
     "likes_by_shard": st.DELETE_LIKE,
     "followers_by_user": st.DELETE_FOLLOWER,
@@ -105,9 +107,9 @@ def rebuild(
 ) -> RebuildReport:
     """Rebuild ``users``' partitions (None: every user, and delete orphan partitions)."""
     report = RebuildReport()
-    limit = settings.pipeline.backfill_limit
+    window_s = settings.pipeline.backfill_window_s
     with (
-        Source(settings.postgres, limit, pin_lsn=True) as source,
+        Source(settings.postgres, window_s, pin_lsn=True) as source,
         ReadModel(settings.cassandra) as model,
     ):
         assert source.lsn is not None
@@ -138,7 +140,7 @@ def rebuild(
 
 
 def _spare_newer_shards(source: Source, deletes: list[Any]) -> list[Any]:
-    """Drop deletes of feed rows whose shard was created after the snapshot.
+    """Drop deletes of feed (and feed index) rows whose shard was created after the snapshot.
 
     Fan-out writes a follower's feed row at the *edge's* LSN, which can be far below the
     rebuild's timestamp: a shard posted after the snapshot, fanned out before Cassandra
@@ -146,13 +148,20 @@ def _spare_newer_shards(source: Source, deletes: list[Any]) -> list[Any]:
     missing from the snapshot that exists now is such a shard; one that exists neither
     then nor now is a deleted shard's leftover, and goes.
     """
-    feed = [m for m in deletes if m.statement == st.DELETE_FEED_ITEM]
+    feed = [m for m in deletes if m.statement in FEED_DELETES]
     if not feed:
         return deletes
-    ids = sorted({m.params[2] for m in feed})
+    ids = sorted({_shard_of(m) for m in feed})
     unseen = [i for i in ids if i not in source.existing("shards", ids)]
     newer = source.existing_now("shards", unseen)
-    return [m for m in deletes if not (m.statement == st.DELETE_FEED_ITEM and m.params[2] in newer)]
+    return [m for m in deletes if not (m.statement in FEED_DELETES and _shard_of(m) in newer)]
+
+
+FEED_DELETES = (st.DELETE_FEED_ITEM, st.DELETE_FEED_INDEX)
+
+
+def _shard_of(m: Any) -> int:
+    return dict(zip(st.get(m.statement).binds, m.params, strict=True))["shard_id"]
 
 
 def _pk(table: str, row: Row) -> tuple[Any, ...]:

@@ -195,7 +195,9 @@ class PipelineSettings:
     retry_backoff_max_s: float = 30.0
     retry_budget_s: float = 300.0
     parked_retry_s: float = 60.0
-    backfill_limit: int = 100
+    # A follow puts the followee's shards created at most this long before it in the
+    # follower's feed (and every later one): docs/events.md, "The expected feed".
+    backfill_window_s: int = 7 * 24 * 3600
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
 
@@ -409,7 +411,7 @@ def load() -> Settings:
             retry_backoff_max_s=_float("FEEDLINE_RETRY_BACKOFF_MAX_S", 30.0),
             retry_budget_s=_float("FEEDLINE_RETRY_BUDGET_S", 300.0),
             parked_retry_s=_float("FEEDLINE_PARKED_RETRY_S", 60.0),
-            backfill_limit=_int("FEEDLINE_BACKFILL_LIMIT", 100),
+            backfill_window_s=_int("FEEDLINE_BACKFILL_WINDOW_S", 7 * 24 * 3600),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),
         env=env,

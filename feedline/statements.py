@@ -26,12 +26,23 @@ Kind = Literal["insert", "delete", "select"]
 
 @dataclass(frozen=True)
 class Table:
-    """One read-model table's primary key and regular columns (mirrors 0001_init.cql)."""
+    """One read-model table's primary key and regular columns (mirrors the migrations).
+
+    ``colocated`` names another table with the same partition key whose writes go in the
+    same UNLOGGED batch: Cassandra applies one batch's updates of one partition key in one
+    keyspace as a single mutation (one commit-log entry per replica), whatever the table.
+    """
 
     name: str
     partition_key: tuple[str, ...]
     clustering: tuple[str, ...] = ()
     regular: tuple[str, ...] = ()
+    colocated: str | None = None
+
+    @property
+    def group(self) -> str:
+        """Return the name mutations of this table are batched under."""
+        return self.colocated or self.name
 
     @property
     def primary_key(self) -> tuple[str, ...]:
@@ -59,6 +70,14 @@ TABLES: dict[str, Table] = {
         ),
         Table("shards_by_author", ("author_id",), ("created_at", "shard_id")),
         Table("feed_by_user", ("user_id",), ("created_at", "shard_id"), ("author_id",)),
+        # The rows a follow put in a feed, by author (0002_feed_by_user_author.cql): what an
+        # unfollow or a shard delete removes, found without scanning the feed.
+        Table(
+            "feed_by_user_author",
+            ("user_id",),
+            ("author_id", "created_at", "shard_id"),
+            colocated="feed_by_user",
+        ),
         Table(
             "comments_by_shard",
             ("shard_id",),
@@ -105,9 +124,14 @@ class Statement:
         return (timestamp, *params)
 
     def partition(self, params: Sequence[Any]) -> tuple[Any, ...]:
-        """Return ``(table, partition key values...)`` of a write with these params."""
+        """Return ``(table, partition key values...)`` of a write with these params.
+
+        ``table`` is the batching group (see ``Table.colocated``): a feed row and its
+        index row share ``("feed_by_user", user_id)`` and go out in one batch.
+        """
         values = dict(zip(self.binds, params, strict=True))
-        return (self.table, *(values[c] for c in TABLES[self.table].partition_key))
+        table = TABLES[self.table]
+        return (table.group, *(values[c] for c in table.partition_key))
 
 
 def _insert(name: str, table: str, columns: Sequence[str] | None = None) -> Statement:
@@ -123,9 +147,17 @@ def _insert(name: str, table: str, columns: Sequence[str] | None = None) -> Stat
     return Statement(name, "insert", table, cols, cql)
 
 
-def _delete(name: str, table: str) -> Statement:
-    """Build a delete of one whole row; the timestamp is the first bind value."""
-    key = TABLES[table].primary_key
+def _delete(name: str, table: str, key: Sequence[str] | None = None) -> Statement:
+    """Build a delete of one whole row, or of every row under a primary-key prefix.
+
+    A prefix (the partition key plus leading clustering columns) writes one range
+    tombstone instead of one tombstone per row. The timestamp is the first bind value.
+    """
+    full = TABLES[table].primary_key
+    key = tuple(key) if key is not None else full
+    assert key == full[: len(key)] and len(key) >= len(TABLES[table].partition_key), (
+        f"{name}: a delete must bind a primary-key prefix holding the partition key"
+    )
     where = " AND ".join(f"{c} = ?" for c in key)
     cql = f"DELETE FROM {table} USING TIMESTAMP ? WHERE {where}"  # noqa: S608 (identifiers only)
     return Statement(name, "delete", table, key, cql)
@@ -145,6 +177,9 @@ INSERT_AUTHOR_SHARD = "insert_author_shard"
 DELETE_AUTHOR_SHARD = "delete_author_shard"
 INSERT_FEED_ITEM = "insert_feed_item"
 DELETE_FEED_ITEM = "delete_feed_item"
+INSERT_FEED_INDEX = "insert_feed_index"
+DELETE_FEED_INDEX = "delete_feed_index"
+DELETE_FEED_INDEX_AUTHOR = "delete_feed_index_author"
 UPSERT_FOLLOWER = "upsert_follower"
 DELETE_FOLLOWER = "delete_follower"
 UPSERT_FOLLOWING = "upsert_following"
@@ -155,11 +190,11 @@ UPSERT_LIKE = "upsert_like"
 DELETE_LIKE = "delete_like"
 
 SELECT_FOLLOWERS = "select_followers"
-SELECT_LATEST_AUTHOR_SHARDS = "select_latest_author_shards"
-SELECT_AUTHOR_SHARDS = "select_author_shards"
-SELECT_FEED_ITEMS_BY_AUTHOR = "select_feed_items_by_author"
+SELECT_AUTHOR_SHARDS_SINCE = "select_author_shards_since"
+SELECT_AUTHOR_SHARD = "select_author_shard"
+SELECT_FEED_INDEX = "select_feed_index"
+SELECT_FEED_INDEX_ITEM = "select_feed_index_item"
 SELECT_EDGE = "select_edge"
-SELECT_SHARD_EXISTS = "select_shard_exists"
 
 _ALL: tuple[Statement, ...] = (
     _insert(UPSERT_USER, "users_by_id"),
@@ -172,6 +207,12 @@ _ALL: tuple[Statement, ...] = (
     _delete(DELETE_AUTHOR_SHARD, "shards_by_author"),
     _insert(INSERT_FEED_ITEM, "feed_by_user"),
     _delete(DELETE_FEED_ITEM, "feed_by_user"),
+    # Every feed row a follow wrote has its index row, written and deleted with it, in the
+    # same batch and at the same timestamp; an unfollow deletes the whole (user, author)
+    # slice with one range tombstone.
+    _insert(INSERT_FEED_INDEX, "feed_by_user_author"),
+    _delete(DELETE_FEED_INDEX, "feed_by_user_author"),
+    _delete(DELETE_FEED_INDEX_AUTHOR, "feed_by_user_author", ("user_id", "author_id")),
     _insert(UPSERT_FOLLOWER, "followers_by_user"),
     _delete(DELETE_FOLLOWER, "followers_by_user"),
     _insert(UPSERT_FOLLOWING, "following_by_user"),
@@ -180,49 +221,53 @@ _ALL: tuple[Statement, ...] = (
     _delete(DELETE_COMMENT, "comments_by_shard"),
     _insert(UPSERT_LIKE, "likes_by_shard"),
     _delete(DELETE_LIKE, "likes_by_shard"),
-    # FanOutShard, PurgeShard: every follower of an author and the LSN of that edge (paged).
+    # FanOutShard, PurgeShard: every follower of an author, when each edge was created
+    # (the backfill window) and the LSN of its newest follow (paged).
     _select(
         SELECT_FOLLOWERS,
         "followers_by_user",
         ("user_id",),
-        "SELECT follower_id, edge_lsn FROM followers_by_user WHERE user_id = ?",
+        "SELECT follower_id, created_at, edge_lsn FROM followers_by_user WHERE user_id = ?",
     ),
-    # Backfill: an author's latest N shards, newest first (N = pipeline.backfill_limit).
+    # Backfill: every shard of an author in a follow's window, newest first (paged).
     _select(
-        SELECT_LATEST_AUTHOR_SHARDS,
+        SELECT_AUTHOR_SHARDS_SINCE,
         "shards_by_author",
-        ("author_id", "limit"),
-        "SELECT created_at, shard_id FROM shards_by_author WHERE author_id = ? LIMIT ?",
+        ("author_id", "created_at"),
+        "SELECT created_at, shard_id FROM shards_by_author WHERE author_id = ? AND created_at >= ?",
     ),
-    # Every live shard of an author (paged); see docs/events.md on what Unbackfill reads.
+    # Re-validation after a feed write: does the shard still exist? (shards_by_author, not
+    # shards_by_id: a backfill found the shard there, and only its delete removes it.)
     _select(
-        SELECT_AUTHOR_SHARDS,
+        SELECT_AUTHOR_SHARD,
         "shards_by_author",
-        ("author_id",),
-        "SELECT created_at, shard_id FROM shards_by_author WHERE author_id = ?",
+        ("author_id", "created_at", "shard_id"),
+        "SELECT shard_id FROM shards_by_author "
+        "WHERE author_id = ? AND created_at = ? AND shard_id = ?",
     ),
-    # Unbackfill: the followee's items actually present in one follower's feed. Filtering
-    # inside one partition is bounded by that partition, never a cluster scan.
+    # Unbackfill: what one follower's feed holds of one author (a clustering slice of one
+    # partition: no filtering, nothing else of the feed is read).
     _select(
-        SELECT_FEED_ITEMS_BY_AUTHOR,
-        "feed_by_user",
+        SELECT_FEED_INDEX,
+        "feed_by_user_author",
         ("user_id", "author_id"),
-        "SELECT created_at, shard_id FROM feed_by_user WHERE user_id = ? AND author_id = ? "
-        "ALLOW FILTERING",
+        "SELECT created_at, shard_id FROM feed_by_user_author WHERE user_id = ? AND author_id = ?",
     ),
-    # Re-validation after a feed write: is the follower -> followee edge still there?
+    # PurgeShard: does this follower's feed hold the deleted shard? (a point read)
+    _select(
+        SELECT_FEED_INDEX_ITEM,
+        "feed_by_user_author",
+        ("user_id", "author_id", "created_at", "shard_id"),
+        "SELECT shard_id FROM feed_by_user_author "
+        "WHERE user_id = ? AND author_id = ? AND created_at = ? AND shard_id = ?",
+    ),
+    # Re-validation after a feed write: is the follower -> followee edge still there, and
+    # when was it created (a re-follow moves the window)?
     _select(
         SELECT_EDGE,
         "following_by_user",
         ("user_id", "followee_id"),
-        "SELECT edge_lsn FROM following_by_user WHERE user_id = ? AND followee_id = ?",
-    ),
-    # Re-validation after a feed write: does the shard still exist?
-    _select(
-        SELECT_SHARD_EXISTS,
-        "shards_by_id",
-        ("shard_id",),
-        "SELECT shard_id FROM shards_by_id WHERE shard_id = ?",
+        "SELECT created_at, edge_lsn FROM following_by_user WHERE user_id = ? AND followee_id = ?",
     ),
 )
 

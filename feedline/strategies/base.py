@@ -56,10 +56,11 @@ class Mutation:
 
 @dataclass(frozen=True)
 class FanOutShard:
-    """Insert a new shard into the feed of every follower of its author (read followers).
+    """Insert a new shard into the feed of every follower whose window holds it.
 
-    Writer: ``select_followers`` (author_id) -> for each (follower_id, edge_lsn) write
-    ``insert_feed_item`` at ts = edge_lsn, then re-validate it (see ``Backfill``).
+    Writer (``feedline.fanout``): ``select_followers`` (author_id) -> for each follower
+    whose edge's window holds the shard (created at or after the follow's created_at minus
+    the backfill window), its feed row and index row at ts = edge_lsn; then re-validate.
     Invalidate ``cache_keys.feed(follower)`` for each follower written.
     """
 
@@ -71,28 +72,31 @@ class FanOutShard:
 
 @dataclass(frozen=True)
 class Backfill:
-    """Copy the followee's latest shards into the follower's feed (read shards_by_author).
+    """Copy the followee's shards in the follow's window into the follower's feed.
 
-    Writer: ``select_latest_author_shards`` (followee_id, pipeline.backfill_limit) -> write
-    ``insert_feed_item`` at ts = lsn. Then re-validate every feed row written (here and in
-    FanOutShard): ``select_edge`` (follower, followee) and ``select_shard_exists``; if the
-    edge is gone, ``delete_feed_item`` at the same ts (a tie: the delete wins); if the shard
-    is gone, at TERMINAL. Without this, a delete that raced the read leaks a feed row
-    (docs/events.md, "Expansions"; tests/unit/strategies/test_convergence.py).
+    The window is every shard created at or after ``created_at`` (the follow's) minus
+    the backfill window (docs/events.md, "The expected feed"). Writer: the window's rows
+    from ``shards_by_author`` at ts = lsn, and deletes at ts = lsn of the pair's indexed
+    rows below it; then re-validate every feed row written (here and in FanOutShard): if
+    the edge is gone or no longer holds the shard in its window, delete at the same ts (a
+    tie: the delete wins); if the shard is gone, at TERMINAL. Without this, a delete that
+    raced the read leaks a feed row (tests/unit/strategies/test_convergence.py).
     """
 
     follower_id: int
     followee_id: int
     lsn: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class Unbackfill:
     """Remove the followee's shards from the follower's feed.
 
-    Writer: ``select_feed_items_by_author`` (follower_id, followee_id), i.e. what IS in the
-    feed, then ``delete_feed_item`` at ts = lsn. Reading shards_by_author instead misses a
-    shard deleted concurrently (its PurgeShard no longer sees this follower either).
+    Writer: ``select_feed_index`` (follower_id, followee_id), i.e. what IS in the feed,
+    then delete each feed row and the index slice at ts = lsn. Reading shards_by_author
+    instead misses a shard deleted concurrently (its PurgeShard no longer sees this
+    follower either).
     """
 
     follower_id: int
@@ -102,10 +106,12 @@ class Unbackfill:
 
 @dataclass(frozen=True)
 class PurgeShard:
-    """Remove a deleted shard from every follower's feed (read followers).
+    """Remove a deleted shard from every feed that holds it (read followers, then index).
 
-    Writer: ``select_followers`` (author_id) -> ``delete_feed_item`` at TERMINAL for each;
-    invalidate ``cache_keys.feed(follower)`` for each.
+    Writer: ``select_followers`` (author_id) -> for each follower whose window holds the
+    shard, ``select_feed_index_item``; delete the feed and index rows found, at TERMINAL;
+    invalidate ``cache_keys.feed(follower)`` for each. Nothing is written for a feed that
+    does not hold the shard.
     """
 
     author_id: int

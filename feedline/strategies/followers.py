@@ -1,10 +1,11 @@
 """Mirror ``followers`` (follower_id follows followee_id) into both edge tables and feeds.
 
-Both edge rows carry ``edge_lsn``: the LSN of the newest follow of the pair. Feed rows that
-exist because of a follow (fan-out, backfill) are written at that edge LSN and removed by an
-unfollow at the unfollow's LSN, so for every (follower, shard) feed cell the latest edge
-event of the pair wins, whatever order the topics arrive in. Edges are deleted at the LSN,
-never TERMINAL: a pair can follow, unfollow and follow again.
+Both edge rows carry ``edge_lsn``: the LSN of the newest follow of the pair, and its
+``created_at``, which places the follow's window (docs/events.md, "The expected feed"). Feed
+rows that exist because of a follow (fan-out, backfill) are written at that edge LSN and
+removed by an unfollow at the unfollow's LSN, so for every (follower, shard) feed cell the
+latest edge event of the pair wins, whatever order the topics arrive in. Edges are deleted
+at the LSN, never TERMINAL: a pair can follow, unfollow and follow again.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class FollowersStrategy(TableStrategy):
                 mutation(st.UPSERT_FOLLOWER, (followee, follower, created, lsn), lsn),
                 mutation(st.UPSERT_FOLLOWING, (follower, followee, created, lsn), lsn),
             ),
-            expansions=(Backfill(follower, followee, lsn),),
+            expansions=(Backfill(follower, followee, lsn, created),),
             invalidations=_keys(e),
         )
 

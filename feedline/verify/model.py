@@ -44,6 +44,7 @@ VIEWS: dict[str, View] = {
         ),
         View("shards_by_author", "author_id", "shard_id", ("created_at",)),
         View("feed_by_user", "user_id", "shard_id", ("created_at", "author_id")),
+        View("feed_by_user_author", "user_id", "shard_id", ("author_id", "created_at")),
         View("comments_by_shard", "shard_id", "comment_id", ("created_at", "author_id", "body")),
         View("likes_by_shard", "shard_id", "user_id", ("created_at",)),
         View("followers_by_user", "user_id", "follower_id", ("created_at",)),
@@ -54,6 +55,7 @@ USER_TABLES = (
     "users_by_id",
     "shards_by_author",
     "feed_by_user",
+    "feed_by_user_author",
     "followers_by_user",
     "following_by_user",
 )

@@ -71,7 +71,7 @@ def verify(
                 on_difference(d)
 
     with (
-        Source(settings.postgres, settings.pipeline.backfill_limit) as source,
+        Source(settings.postgres, settings.pipeline.backfill_window_s) as source,
         ReadModel(settings.cassandra) as model,
     ):
         ids = list(users) if users is not None else None

@@ -4,18 +4,16 @@ Everything is read inside one ``REPEATABLE READ READ ONLY`` transaction, so a wh
 compares against one state of the database; users are streamed with a server-side cursor
 (memory bounded by one user's data, not the database's).
 
-The expected home feed of user U (``feed_by_user``), from PostgreSQL alone:
+The expected home feed of user U (``feed_by_user``), from PostgreSQL alone (the one
+definition, docs/events.md "The expected feed", that fan-out, backfill and replays follow):
 
 - every shard U wrote, and
 - for each user A that U follows, the edge created at T (``followers.created_at``):
-  every shard of A created at or after T (delivered by fan-out), plus the
-  ``backfill_limit`` newest shards of A created before T (delivered by the follow's
-  backfill, which copies that many of A's latest shards).
+  every shard of A created at or after T - W, W being the backfill window
+  (``FEEDLINE_BACKFILL_WINDOW_S``), both at Cassandra's millisecond precision.
 
-Deleted shards are in no feed. The definition is exact while authors have fewer than
-``backfill_limit`` shards older than a follow; beyond that, see docs/events.md ("Known
-limits"): a shard of the window deleted after the backfill ran leaves one slot that the
-pipeline does not refill, which verify reports as a missing row.
+Deleted shards are in no feed. ``feed_by_user_author`` must hold exactly the rows of the
+second kind (the followed authors' shards), under (U, A).
 """
 
 from __future__ import annotations
@@ -39,17 +37,14 @@ SELECT id AS shard_id, author_id, body, like_count, comment_count, created_at
 FROM shards WHERE author_id = %s"""
 FOLLOWERS = "SELECT follower_id, created_at FROM followers WHERE followee_id = %s"
 FOLLOWING = "SELECT followee_id, created_at FROM followers WHERE follower_id = %s"
+# date_trunc: the pipeline compares millisecond-truncated times (the decoder's and
+# Cassandra's precision); a shard is in the window iff trunc(s) >= trunc(T) - W, which for an
+# ms-aligned bound is the same as s >= trunc(T) - W (and can use shards_author_idx).
 FOLLOWED_FEED = """
 SELECT s.id AS shard_id, s.author_id, s.created_at
-FROM followers f CROSS JOIN LATERAL (
-    (SELECT id, author_id, created_at FROM shards
-      WHERE author_id = f.followee_id AND created_at >= f.created_at)
-    UNION ALL
-    (SELECT id, author_id, created_at FROM shards
-      WHERE author_id = f.followee_id AND created_at < f.created_at
-      ORDER BY created_at DESC, id DESC LIMIT %s)
-) s
-WHERE f.follower_id = %s"""
+FROM followers f JOIN shards s ON s.author_id = f.followee_id
+WHERE f.follower_id = %s
+  AND s.created_at >= date_trunc('milliseconds', f.created_at) - %s * interval '1 millisecond'"""
 COMMENTS = """
 SELECT c.id AS comment_id, c.shard_id, c.author_id, c.body, c.created_at
 FROM comments c JOIN shards s ON s.id = c.shard_id WHERE s.author_id = %s"""
@@ -81,8 +76,8 @@ class Expected:
 class Source:
     """One snapshot of PostgreSQL; ``lsn`` is set when opened with ``pin_lsn=True``."""
 
-    def __init__(self, settings: PostgresSettings, backfill_limit: int, pin_lsn: bool = False):
-        self._backfill_limit = backfill_limit
+    def __init__(self, settings: PostgresSettings, backfill_window_s: int, pin_lsn: bool = False):
+        self._window_ms = backfill_window_s * 1000
         self._dsn = settings.dsn()
         self._now: Any = None
         self._conn = psycopg2.connect(
@@ -222,10 +217,11 @@ class Source:
         parts[("following_by_user", user_id)] = [
             {**r, "user_id": user_id, "edge_lsn": edge_lsn} for r in self._rows(FOLLOWING, user_id)
         ]
-        followed = self._rows(FOLLOWED_FEED, self._backfill_limit, user_id)
+        followed = self._rows(FOLLOWED_FEED, user_id, self._window_ms)
         feed = {s["shard_id"]: s for s in followed}
         feed.update({s["shard_id"]: s for s in shards})
         parts[("feed_by_user", user_id)] = [{**s, "user_id": user_id} for s in feed.values()]
+        parts[("feed_by_user_author", user_id)] = [{**s, "user_id": user_id} for s in followed]
         return out
 
 

@@ -84,6 +84,19 @@ def toggle_follow(src: Source, a: int, b: int) -> None:
     src.bump_user(b, "follower_count", delta)
 
 
+def move_follow(src: Source, a: int, b: int) -> None:
+    """Update a follow's created_at to now (the API never does; SQL by hand can).
+
+    The edge's window moves with it: the pipeline plans the update like a follow.
+    """
+    if (a, b) not in src.follows:
+        return
+    old = src.follows[(a, b)]
+    new = {**old, "created_at": src.now()}
+    src.follows[(a, b)] = new
+    src.emit("followers", "u", old, new)
+
+
 def post(src: Source, author: int) -> None:
     sid = src.new_id()
     row = {
@@ -172,6 +185,7 @@ pick = hs.integers(0, 50)
 actions = hs.one_of(
     hs.tuples(hs.just(toggle_follow), user, user),
     hs.tuples(hs.just(toggle_follow), user, user),
+    hs.tuples(hs.just(move_follow), user, user),
     hs.tuples(hs.just(post), user),
     hs.tuples(hs.just(post), user),
     hs.tuples(hs.just(edit_shard), pick, hs.just("body")),
@@ -191,12 +205,28 @@ def histories(draw, max_actions: int = 25) -> Source:
     return src
 
 
-def expected_feeds(src: Source) -> dict[int, set[int]]:
-    """Return what each user's feed must hold: own shards plus every followee's."""
+def expected_feeds(src: Source, window_ms: int) -> dict[int, set[int]]:
+    """Return what each user's feed must hold (docs/events.md, "The expected feed").
+
+    A user's own shards, and for each user they follow, every shard created at or after
+    the follow's ``created_at`` minus the backfill window.
+    """
     feeds: dict[int, set[int]] = {uid: set() for uid in USERS}
     for sid, row in src.shards.items():
         feeds[row["author_id"]].add(sid)
-        for follower, followee in src.follows:
-            if followee == row["author_id"]:
-                feeds[follower].add(sid)
+    for (follower, _followee), shards in expected_index(src, window_ms).items():
+        feeds[follower] |= shards
     return feeds
+
+
+def expected_index(src: Source, window_ms: int) -> dict[tuple[int, int], set[int]]:
+    """Return ``(follower, author) -> shards`` that the follow put in the follower's feed."""
+    index: dict[tuple[int, int], set[int]] = {}
+    for (follower, followee), edge in src.follows.items():
+        since = edge["created_at"] - timedelta(milliseconds=window_ms)
+        index[(follower, followee)] = {
+            sid
+            for sid, row in src.shards.items()
+            if row["author_id"] == followee and row["created_at"] >= since
+        }
+    return index

@@ -1,56 +1,72 @@
-"""A pure in-memory fake of Cassandra's cell semantics, and of the writer's expansions.
+"""A pure in-memory fake of Cassandra's cell semantics that runs the real fan-out programs.
 
 Cassandra resolves every cell independently: the write with the highest timestamp wins, and
 on a tie a deletion beats a live value (between two live values the greater one wins). A row
-is visible while its row marker (written by INSERT) or any regular cell is live. This is all
-the convergence argument relies on, so it is all the fake models.
+is visible while its row marker (written by INSERT) or any regular cell is live; a delete of
+a primary-key prefix (a range tombstone) shadows every row under it. This is all the
+convergence argument relies on, so it is all the fake models.
 
-``steps``/``apply_plan`` execute a ``Plan`` the way the writer must: mutations first, then each
-expansion's reads and writes, including the re-validation after feed writes described in
-docs/events.md (``revalidate=False`` gives the naive protocol, for the counter-example test).
+Reads are the registry's own SELECTs (``feedline.statements``), evaluated on the fake by
+their CQL text: equality or a range on named columns, nothing else (``select``).
+
+``steps``/``apply_plan`` execute a ``Plan`` the way the writer does, with the writer's
+own code for expansions (``feedline.fanout.program``): the plan's mutations, then each
+expansion's reads, writes and re-validation. Every single read and write is a step, so a
+scheduler can interleave several plans like concurrent writers would. ``revalidate=False``
+skips the re-validation, and ``programs`` swaps in other expansion programs (the naive
+protocols of the counter-example tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
+from feedline import fanout
 from feedline import statements as st
-from feedline.strategies.base import (
-    TERMINAL,
-    Backfill,
-    FanOutShard,
-    Mutation,
-    Plan,
-    PurgeShard,
-    Unbackfill,
-)
+from feedline.strategies.base import Mutation, Plan
 
 MARKER = ""  # the row marker's column name
 Key = tuple[Any, ...]
+NO_WINDOW_MS = 10**12  # ~31 years: every shard of these histories is in every window
+FEED_TABLES = ("feed_by_user", "feed_by_user_author")
 
 
 @dataclass
 class Store:
-    """Cells ``(table, pk, column) -> (ts, value)`` and row tombstones ``(table, pk) -> ts``."""
+    """Cells ``(table, pk, column) -> (ts, value)`` and tombstones ``(table, prefix) -> ts``.
+
+    ``blind_deletes`` lists deletes of feed rows that were not there when deleted: applied
+    once in order, the pipeline writes none (Cassandra keeps a TERMINAL tombstone in a
+    partition that is written to all the time for good, so they would pile up).
+    """
 
     cells: dict[tuple[str, Key, str], tuple[int, Any]] = field(default_factory=dict)
     tombstones: dict[tuple[str, Key], int] = field(default_factory=dict)
+    blind_deletes: list[tuple[str, Key]] = field(default_factory=list)
+    log: list[tuple[str, str, Key, int]] = field(default_factory=list)  # (kind, table, key, ts)
 
     def insert(self, table: str, row: dict[str, Any], ts: int) -> None:
         """Upsert ``row`` (must hold the whole primary key) with a row marker, at ``ts``."""
         spec = st.TABLES[table]
         pk = tuple(row[c] for c in spec.primary_key)
+        self.log.append(("insert", table, pk, ts))
         for column, value in [(MARKER, None), *((c, row[c]) for c in spec.regular if c in row)]:
             cell = (table, pk, column)
             old = self.cells.get(cell)
             if old is None or (ts, _order(value)) > (old[0], _order(old[1])):
                 self.cells[cell] = (ts, value)
 
-    def delete(self, table: str, pk: Key, ts: int) -> None:
-        """Delete a whole row at ``ts``: shadows every cell with timestamp <= ts."""
-        self.tombstones[(table, pk)] = max(ts, self.tombstones.get((table, pk), ts))
+    def delete(self, table: str, key: Key, ts: int) -> None:
+        """Delete the row ``key`` (or every row under a key prefix) at ``ts``."""
+        whole_row = len(key) == len(st.TABLES[table].primary_key)
+        if table in FEED_TABLES and whole_row and key not in self.rows(table):
+            self.blind_deletes.append((table, key))
+        self.log.append(("delete", table, key, ts))
+        self.tombstones[(table, key)] = max(ts, self.tombstones.get((table, key), ts))
 
     def apply(self, m: Mutation) -> None:
         stmt = st.get(m.statement)
@@ -60,11 +76,17 @@ class Store:
         else:
             self.delete(stmt.table, tuple(m.params), m.timestamp)
 
+    def _shadow(self, table: str, pk: Key) -> int:
+        n = len(st.TABLES[table].partition_key)
+        return max(
+            (self.tombstones.get((table, pk[:k]), -1) for k in range(n, len(pk) + 1)), default=-1
+        )
+
     def rows(self, table: str) -> dict[Key, dict[str, Any]]:
         """Return the visible rows of ``table``: pk -> live regular columns."""
         out: dict[Key, dict[str, Any]] = {}
         for (t, pk, column), (ts, value) in self.cells.items():
-            if t != table or ts <= self.tombstones.get((t, pk), -1):
+            if t != table or ts <= self._shadow(t, pk):
                 continue
             row = out.setdefault(pk, {})
             if column != MARKER:
@@ -78,23 +100,104 @@ class Store:
     def visible(self) -> dict[str, dict[Key, dict[str, Any]]]:
         return {table: self.rows(table) for table in st.TABLES}
 
+    def select(self, read: fanout.Read) -> list[Any]:
+        """Evaluate one of the registry's SELECTs on the visible rows."""
+        query = _parse(read.statement)
+        params = dict(zip(query.binds, read.params, strict=True))
+        spec = st.TABLES[query.table]
+        out = []
+        for pk, regular in sorted(self.rows(query.table).items(), key=lambda kv: repr(kv[0])):
+            row = {**dict(zip(spec.primary_key, pk, strict=True)), **regular}
+            if all(_OPS[op](row.get(col), params[bind]) for col, op, bind in query.where):
+                out.append(SimpleNamespace(**{c: row.get(c) for c in query.columns}))
+        return out
+
 
 def _order(value: Any) -> tuple[str, str]:
     return (type(value).__name__, repr(value))
 
 
-def steps(store: Store, plan: Plan, backfill_limit: int = 10_000, revalidate: bool = True):
-    """Yield after each atomic step of executing ``plan`` (one write, or one partition read).
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: a == b,
+    ">=": lambda a, b: a is not None and a >= b,
+    ">": lambda a, b: a is not None and a > b,
+    "<=": lambda a, b: a is not None and a <= b,
+    "<": lambda a, b: a is not None and a < b,
+}
+_SELECT = re.compile(r"^SELECT (?P<cols>.+?) FROM (?P<table>\w+) WHERE (?P<where>.+?)$")
+_COND = re.compile(r"^(\w+) (=|>=|>|<=|<) \?$")
 
-    The plan's own mutations are one step and come first; then each expansion reads and
-    writes one step at a time, so a scheduler can interleave several plans like concurrent
-    writers would.
+
+@dataclass(frozen=True)
+class Query:
+    table: str
+    columns: tuple[str, ...]
+    where: tuple[tuple[str, str, str], ...]  # (column, operator, bind name)
+    binds: tuple[str, ...]
+
+
+def _parse(name: str) -> Query:
+    """Parse a registry SELECT: ``SELECT cols FROM t WHERE c op ? AND ...`` and no more."""
+    stmt = st.get(name)
+    found = _SELECT.match(stmt.cql)
+    assert found, f"{name}: the fake reads only plain SELECT ... WHERE ...: {stmt.cql}"
+    where = []
+    for cond, bind in zip(found["where"].split(" AND "), stmt.binds, strict=True):
+        parsed = _COND.match(cond)
+        assert parsed, f"{name}: unsupported condition {cond!r}"
+        where.append((parsed[1], parsed[2], bind))
+    columns = tuple(c.strip() for c in found["cols"].split(","))
+    return Query(found["table"], columns, tuple(where), stmt.binds)
+
+
+Programs = dict[type, Callable[[Any, int], fanout.Program]]
+Shuffle = Callable[[list[Mutation]], list[Mutation]]
+
+
+def steps(
+    store: Store,
+    plan: Plan,
+    window_ms: int = NO_WINDOW_MS,
+    revalidate: bool = True,
+    programs: Programs | None = None,
+    shuffle: Shuffle | None = None,
+):
+    """Yield after each atomic step of executing ``plan`` (one write, or one read).
+
+    The plan's own mutations come first, then each expansion's program runs: each read of
+    a round is a step, then its writes (in ``shuffle``'s order: the writer sends them
+    concurrently), then its re-validation the same way.
     """
-    for m in plan.mutations:
+    order = shuffle or list
+    for m in order(list(plan.mutations)):
         store.apply(m)
-    yield
+        yield
     for x in plan.expansions:
-        yield from _EXPANSIONS[type(x)](store, x, backfill_limit, revalidate)
+        make = (programs or {}).get(type(x))
+        prog = make(x, window_ms) if make else fanout.program(x, window_ms)
+        writes = yield from run(store, prog)
+        for m in order(list(writes.mutations)):
+            store.apply(m)
+            yield
+        if revalidate and writes.recheck is not None:
+            undo = yield from run(store, writes.recheck())
+            for m in order(list(undo)):
+                store.apply(m)
+                yield
+
+
+def run(store: Store, prog: fanout.Program):
+    """Run a fan-out program on ``store``, one read per step; return its result."""
+    try:
+        reads = next(prog)
+        while True:
+            rows = []
+            for r in reads:
+                rows.append(store.select(r))
+                yield
+            reads = prog.send(rows)
+    except StopIteration as done:
+        return done.value
 
 
 def apply_plan(store: Store, plan: Plan, **kw: Any) -> None:
@@ -119,70 +222,3 @@ def apply_concurrently(store: Store, plans: Iterable[Plan], pick, **kw: Any) -> 
         except StopIteration:
             running.pop(i)
     return store
-
-
-def _feed_write(store: Store, user: int, created, sid: int, author: int, ts: int, check: bool):
-    row = {"user_id": user, "created_at": created, "shard_id": sid, "author_id": author}
-    store.insert("feed_by_user", row, ts)
-    yield
-    if not check:
-        return
-    # Re-validate after writing: if a fact of the join vanished meanwhile, undo at the
-    # timestamp that cannot hurt a newer truth (the edge's LSN; TERMINAL for a dead shard).
-    edge_live = (user, author) in store.rows("following_by_user")
-    yield
-    if not edge_live:
-        store.delete("feed_by_user", (user, created, sid), ts)
-        yield
-    shard_live = (sid,) in store.rows("shards_by_id")
-    yield
-    if not shard_live:
-        store.delete("feed_by_user", (user, created, sid), TERMINAL)
-        yield
-
-
-def _fan_out(store: Store, x: FanOutShard, _limit: int, check: bool):
-    followers = store.partition("followers_by_user", x.author_id)
-    yield
-    for (_, follower), row in followers.items():
-        yield from _feed_write(
-            store, follower, x.created_at, x.shard_id, x.author_id, row["edge_lsn"], check
-        )
-
-
-def _backfill(store: Store, x: Backfill, limit: int, check: bool):
-    shards = sorted(store.partition("shards_by_author", x.followee_id), reverse=True)[:limit]
-    yield
-    for _, created, sid in shards:
-        yield from _feed_write(store, x.follower_id, created, sid, x.followee_id, x.lsn, check)
-
-
-def _unbackfill(store: Store, x: Unbackfill, _limit: int, check: bool):
-    if check:  # read what is actually in the follower's feed
-        items = [
-            (created, sid)
-            for (_, created, sid), row in store.partition("feed_by_user", x.follower_id).items()
-            if row.get("author_id") == x.followee_id
-        ]
-    else:  # the naive protocol: read the followee's live shards
-        items = [(c, s) for (_, c, s) in store.partition("shards_by_author", x.followee_id)]
-    yield
-    for created, sid in items:
-        store.delete("feed_by_user", (x.follower_id, created, sid), x.lsn)
-        yield
-
-
-def _purge(store: Store, x: PurgeShard, _limit: int, _check: bool):
-    followers = list(store.partition("followers_by_user", x.author_id))
-    yield
-    for _, follower in followers:
-        store.delete("feed_by_user", (follower, x.created_at, x.shard_id), TERMINAL)
-        yield
-
-
-_EXPANSIONS = {
-    FanOutShard: _fan_out,
-    Backfill: _backfill,
-    Unbackfill: _unbackfill,
-    PurgeShard: _purge,
-}

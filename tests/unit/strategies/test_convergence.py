@@ -3,7 +3,12 @@
 A valid history is delivered in a random order with random duplicates (what at-least-once
 delivery, a replay after a crash and independent topics can produce, and worse: even one
 key's events are shuffled). Applying the plans of that delivery must leave exactly the state
-that applying each event once, in LSN order, leaves; and that state must match the source.
+that applying each event once, in LSN order, leaves; and that state must match the source,
+feeds included (docs/events.md, "The expected feed"). Expansions run the pipeline's own
+fan-out programs (``feedline.fanout``) on the model.
+
+The backfill window is small (``WINDOW_MS``: a few actions of these histories), so that
+follows come after shards both inside and outside their window.
 """
 
 from __future__ import annotations
@@ -13,13 +18,18 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from feedline.strategies.base import Plan
+from feedline import fanout
+from feedline import statements as st
+from feedline.strategies.base import Plan, Unbackfill
 from feedline.strategies.factory import SchemaAdapterStrategyFactory
 from tests.unit.strategies.events import T0, typed
-from tests.unit.strategies.history import Source, expected_feeds, histories
-from tests.unit.strategies.lww import Store, apply_all, apply_concurrently
+from tests.unit.strategies.history import Source, expected_feeds, expected_index, histories
+from tests.unit.strategies.lww import Store, apply_all, apply_concurrently, steps
 
 FACTORY = SchemaAdapterStrategyFactory()
+# Events of a history are 8 ms apart (history.Source.now): about the last two actions.
+WINDOW_MS = 40
+W = {"window_ms": WINDOW_MS}
 
 
 def plans(events, direct_only: bool = False) -> list[Plan]:
@@ -51,7 +61,7 @@ def test_direct_mutations_converge_under_any_order_and_duplicates(case):
 @settings(max_examples=300, deadline=None)
 @given(histories())
 def test_in_order_application_mirrors_the_source(src):
-    store = apply_all(Store(), plans(in_lsn_order(src)))
+    store = apply_all(Store(), plans(in_lsn_order(src)), **W)
     assert {pk[0]: r["handle"] for pk, r in store.rows("users_by_id").items()} == {
         u: r["handle"] for u, r in src.users.items()
     }
@@ -62,19 +72,156 @@ def test_in_order_application_mirrors_the_source(src):
     assert set(store.rows("likes_by_shard")) == set(src.likes)
     assert {(pk[1], pk[0]) for pk in store.rows("followers_by_user")} == set(src.follows)
     assert {(pk[0], pk[1]) for pk in store.rows("following_by_user")} == set(src.follows)
-    feeds: dict[int, set[int]] = {u: set() for u in src.users}
+    assert feeds_of(store) == expected_feeds(src, WINDOW_MS)
+    assert index_of(store) == {k: v for k, v in expected_index(src, WINDOW_MS).items() if v}
+    # Every feed delete found its row: no tombstone of a row that was never there.
+    assert store.blind_deletes == []
+
+
+def feeds_of(store: Store) -> dict[int, set[int]]:
+    feeds: dict[int, set[int]] = {u: set() for u in (1, 2, 3, 4)}
     for user, _, sid in store.rows("feed_by_user"):
         feeds[user].add(sid)
-    assert feeds == expected_feeds(src)
+    return feeds
+
+
+def index_of(store: Store) -> dict[tuple[int, int], set[int]]:
+    index: dict[tuple[int, int], set[int]] = {}
+    for user, author, _, sid in store.rows("feed_by_user_author"):
+        index.setdefault((user, author), set()).add(sid)
+    return index
 
 
 @settings(max_examples=500, deadline=None)
 @given(deliveries())
 def test_plans_with_expansions_converge_under_any_order_and_duplicates(case):
     src, delivered = case
-    once = apply_all(Store(), plans(in_lsn_order(src)))
-    shuffled = apply_all(Store(), plans(delivered))
+    once = apply_all(Store(), plans(in_lsn_order(src)), **W)
+    shuffled = apply_all(Store(), plans(delivered), **W)
     assert shuffled.visible() == once.visible()
+
+
+def test_a_replayed_shard_older_than_the_window_stays_out_of_a_later_follow():
+    """Issue 15, defect 4: fan-out ignored when the follow happened.
+
+    A shard posted long before a follow is outside the follow's window: the backfill does
+    not copy it, and replaying the shard's create (a consumer rewind, a group reset) must
+    not fan it out into that follower's feed either. A recent one is in the window.
+    """
+    src = Source()
+    old = typed("shards", id=10, author_id=1, created_at=T0)
+    recent = typed("shards", id=11, author_id=1, created_at=T0 + timedelta(milliseconds=90))
+    follow = typed("followers", follower_id=2, followee_id=1, created_at=T0 + timedelta(0, 0.1))
+    src.emit("shards", "c", after=old)
+    src.emit("shards", "c", after=recent)
+    src.emit("followers", "c", after=follow)
+    events = in_lsn_order(src)
+    store = apply_all(Store(), plans(events), **W)
+    assert feeds_of(store)[2] == {11}
+    store.log.clear()
+    apply_all(store, plans(events[:2]), **W)  # replay both creates
+    assert feeds_of(store)[2] == {11}
+    assert index_of(store) == {(2, 1): {11}}
+    # Not even for a moment: the replayed old shard is not written into the feed at all.
+    assert (2, T0, 10) not in {key for _, _, key, _ in store.log}
+
+
+def _refollow_history() -> tuple[Source, list]:
+    """A shard, a follow whose window holds it, an unfollow, a re-follow whose does not."""
+    src = Source()
+    shard = typed("shards", id=10, author_id=1, created_at=T0 + timedelta(milliseconds=100))
+    first = typed("followers", follower_id=2, followee_id=1, created_at=T0 + ms(120))
+    again = typed("followers", follower_id=2, followee_id=1, created_at=T0 + ms(200))
+    src.emit("shards", "c", after=shard)
+    src.emit("followers", "c", after=first)
+    src.emit("followers", "d", before=first)
+    src.emit("followers", "c", after=again)
+    return src, in_lsn_order(src)
+
+
+def ms(n: int) -> timedelta:
+    return timedelta(milliseconds=n)
+
+
+def test_fan_out_that_read_an_older_follow_undoes_a_row_the_new_window_excludes():
+    """Fan-out reads the first follow; the unfollow (its read finds nothing yet) and the
+    re-follow (whose window excludes the shard) run; then the fan-out writes at the first
+    follow's LSN. Its re-validation must compare the window, not only find an edge."""
+    src, (create, follow, unfollow, refollow) = _refollow_history()
+    store = apply_all(Store(), plans([follow]), **W)
+    shard = steps(store, plans([create])[0], **W)
+    for _ in range(4):  # its three own writes, then its read of the followers
+        next(shard)
+    apply_all(store, plans([unfollow, refollow]), **W)
+    for _ in shard:
+        pass
+    assert feeds_of(store)[2] == expected_feeds(src, WINDOW_MS)[2] == set()
+    assert index_of(store) == {}
+
+
+def test_backfill_that_read_before_a_refollow_undoes_a_row_the_new_window_excludes():
+    """The same race from the follow's side: its backfill read the shard, the unfollow and
+    the re-follow ran before its writes landed."""
+    _src, (create, follow, unfollow, refollow) = _refollow_history()
+    store = apply_all(Store(), plans([create]), **W)
+    backfill = steps(store, plans([follow])[0], **W)
+    for _ in range(4):  # its two own writes, then its two reads
+        next(backfill)
+    apply_all(store, plans([unfollow, refollow]), **W)
+    for _ in backfill:
+        pass
+    assert feeds_of(store)[2] == set()
+    assert index_of(store) == {}
+
+
+def test_replayed_deletes_tombstone_no_follower_feed():
+    """Issue 15, defect 5: a shard delete or an unfollow replayed (or arriving when the row
+    is not there) writes no tombstone into the follower's feed: only rows read from the
+    index are deleted, and an empty index slice gets no range tombstone either."""
+    src = Source()
+    follow = typed("followers", follower_id=2, followee_id=1, created_at=T0)
+    shard = typed("shards", id=10, author_id=1, created_at=T0 + ms(10))
+    src.emit("followers", "c", after=follow)
+    src.emit("shards", "c", after=shard)
+    src.emit("shards", "d", before=shard)
+    src.emit("followers", "d", before=follow)
+    follow_ev, create, delete, unfollow = in_lsn_order(src)
+    store = apply_all(Store(), plans([follow_ev, create, delete]), **W)
+    assert feed_log(store, "delete") == [
+        ("feed_by_user", (1, T0 + ms(10), 10)),  # the author's own row
+        ("feed_by_user", (2, T0 + ms(10), 10)),
+        ("feed_by_user_author", (2, 1, T0 + ms(10), 10)),
+    ]
+    for event in (delete, unfollow, unfollow):  # a replayed delete, an unfollow, its replay
+        store.log.clear()
+        apply_all(store, plans([event]), **W)
+        assert feed_log(store, "delete", user=2) == []
+    assert store.blind_deletes == [("feed_by_user", (1, T0 + ms(10), 10))]  # own row, replayed
+
+
+def test_a_moved_follow_trims_what_its_new_window_excludes():
+    """A follow's created_at updated by hand (the API never does): the window moves with
+    it, and the backfill of the update deletes the rows the new window excludes."""
+    src = Source()
+    shard = typed("shards", id=10, author_id=1, created_at=T0)
+    follow = typed("followers", follower_id=2, followee_id=1, created_at=T0 + ms(10))
+    src.emit("shards", "c", after=shard)
+    src.emit("followers", "c", after=follow)
+    src.emit("followers", "u", follow, {**follow, "created_at": T0 + ms(100)})
+    events = in_lsn_order(src)
+    assert feeds_of(apply_all(Store(), plans(events[:2]), **W))[2] == {10}
+    for order in (events, events[::-1]):
+        store = apply_all(Store(), plans(order), **W)
+        assert feeds_of(store)[2] == expected_feeds(src, WINDOW_MS)[2] == set()
+        assert index_of(store) == {}
+
+
+def feed_log(store: Store, kind: str, user: int | None = None) -> list:
+    return [
+        (table, key)
+        for k, table, key, _ts in store.log
+        if k == kind and table.startswith("feed_by_user") and user in (None, key[0])
+    ]
 
 
 def test_naive_expansions_leak_a_deleted_shard_into_a_feed():
@@ -97,6 +244,7 @@ def test_naive_expansions_leak_a_deleted_shard_into_a_feed():
     assert (2, T0, 10) in naive.rows("feed_by_user")  # the leak
     fixed = apply_all(Store(), plans(delivered))
     assert fixed.rows("feed_by_user") == {}
+    assert fixed.rows("feed_by_user_author") == {}
 
 
 @settings(max_examples=500, deadline=None)
@@ -104,9 +252,23 @@ def test_naive_expansions_leak_a_deleted_shard_into_a_feed():
 def test_concurrent_writers_converge_with_revalidation(case, rnd):
     """Every plan runs at once, their reads and writes interleaved at random."""
     src, delivered = case
-    once = apply_all(Store(), plans(in_lsn_order(src)))
-    mixed = apply_concurrently(Store(), plans(delivered), rnd.randrange)
+    once = apply_all(Store(), plans(in_lsn_order(src)), **W)
+    mixed = apply_concurrently(
+        Store(), plans(delivered), rnd.randrange, shuffle=lambda ms: rnd.sample(ms, len(ms)), **W
+    )
     assert mixed.visible() == once.visible()
+
+
+def naive_unbackfill(x: Unbackfill, window_ms: int) -> fanout.Program:
+    """Unbackfill by the followee's live shards (what the feed should hold), not the index."""
+    del window_ms
+    [rows] = yield [fanout.Read(st.SELECT_AUTHOR_SHARDS_SINCE, (x.followee_id, fanout.EPOCH))]
+    deletes = [
+        m
+        for r in rows
+        for m in fanout.feed_delete(x.follower_id, x.followee_id, r.created_at, r.shard_id, x.lsn)
+    ]
+    return fanout.Writes(deletes, set())
 
 
 def test_naive_unbackfill_misses_a_shard_deleted_concurrently():
@@ -114,7 +276,7 @@ def test_naive_unbackfill_misses_a_shard_deleted_concurrently():
 
     The unfollow's Unbackfill reads the followee's shards after the delete removed S; the
     delete's PurgeShard reads followers after the unfollow removed F. Reading the follower's
-    feed itself (what is actually there) finds the row.
+    feed index (what is actually there) finds the row.
     """
     src = Source()
     shard = typed("shards", id=10, author_id=1, created_at=T0)
@@ -124,14 +286,14 @@ def test_naive_unbackfill_misses_a_shard_deleted_concurrently():
     src.emit("followers", "d", before=follow)
     src.emit("shards", "d", before=shard)
     f, c, unf, d = (e for e in src.events if e.op != "t")
-    # unfollow mutations, delete mutations, unfollow's read, delete's read, then the rest.
-    schedule = iter([0, 1, 0, 1])
 
-    def run(revalidate: bool) -> Store:
-        store = apply_all(Store(), plans([f, c]), revalidate=revalidate)
+    def run(**kw) -> Store:
+        # Both plans' own writes first, then the unfollow's read, then the delete's read.
+        store = apply_all(Store(), plans([f, c]), **kw)
+        schedule = iter([0, 0, 1, 1, 1, 1, 0, 1])
         pick = lambda n: next(schedule, 0) % n  # noqa: E731
-        return apply_concurrently(store, plans([unf, d]), pick, revalidate=revalidate)
+        return apply_concurrently(store, plans([unf, d]), pick, **kw)
 
-    assert (2, T0, 10) in run(revalidate=False).rows("feed_by_user")  # leaked
-    schedule = iter([0, 1, 0, 1])
-    assert run(revalidate=True).rows("feed_by_user") == {}
+    naive = run(programs={Unbackfill: naive_unbackfill})
+    assert (2, T0, 10) in naive.rows("feed_by_user")  # leaked
+    assert run().rows("feed_by_user") == {}

@@ -11,7 +11,8 @@ from feedline import statements as st
 from feedline.errors import AdaptError
 from feedline.strategies.base import Mutation
 
-CQL = (Path(st.__file__).parent / "migrations" / "cassandra" / "0001_init.cql").read_text()
+MIGRATIONS = sorted((Path(st.__file__).parent / "migrations" / "cassandra").glob("*.cql"))
+CQL = "\n".join(p.read_text() for p in MIGRATIONS)
 
 
 def _schema_columns() -> dict[str, list[str]]:
@@ -62,15 +63,81 @@ def test_timestamp_is_last_for_insert_and_first_for_delete():
     assert st.bind_values(Mutation(st.DELETE_LIKE, (1, 2), 7, ("likes_by_shard", 1))) == (7, 1, 2)
 
 
-def test_deletes_bind_the_whole_primary_key():
+def test_deletes_bind_the_whole_primary_key_or_one_range_prefix():
     for s in st.STATEMENTS.values():
-        if s.kind == "delete":
+        if s.kind == "delete" and s.name != st.DELETE_FEED_INDEX_AUTHOR:
             assert s.binds == st.TABLES[s.table].primary_key
+    whole = st.get(st.DELETE_FEED_INDEX_AUTHOR)
+    assert whole.cql == (
+        "DELETE FROM feed_by_user_author USING TIMESTAMP ? WHERE user_id = ? AND author_id = ?"
+    )
+    assert whole.bind_values((5, 1), 99) == (99, 5, 1)
+
+
+def test_a_delete_of_less_than_a_partition_key_prefix_is_refused():
+    with pytest.raises(AssertionError, match="prefix"):
+        st._delete("bad", "feed_by_user_author", ("author_id",))
+    with pytest.raises(AssertionError, match="prefix"):
+        st._delete("bad", "feed_by_user_author", ("user_id", "created_at"))
 
 
 def test_partition_is_table_and_partition_key():
     assert st.get(st.INSERT_FEED_ITEM).partition((5, "t", 7, 1)) == ("feed_by_user", 5)
     assert st.get(st.UPSERT_FOLLOWING).partition((2, 1, "t", 9)) == ("following_by_user", 2)
+
+
+def test_a_feed_row_and_its_index_row_share_one_batch():
+    """Same partition key, batched together: one mutation on each replica."""
+    group = ("feed_by_user", 5)
+    assert st.get(st.INSERT_FEED_INDEX).partition((5, 1, "t", 7)) == group
+    assert st.get(st.DELETE_FEED_INDEX).partition((5, 1, "t", 7)) == group
+    assert st.get(st.DELETE_FEED_INDEX_AUTHOR).partition((5, 1)) == group
+    assert st.get(st.DELETE_FEED_ITEM).partition((5, "t", 7)) == group
+    index = st.TABLES["feed_by_user_author"]
+    assert index.partition_key == st.TABLES["feed_by_user"].partition_key
+    assert index.clustering == ("author_id", "created_at", "shard_id")
+
+
+def test_index_statements():
+    assert st.get(st.INSERT_FEED_INDEX).cql == (
+        "INSERT INTO feed_by_user_author (user_id, author_id, created_at, shard_id) "
+        "VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+    )
+    assert st.get(st.DELETE_FEED_INDEX).bind_values((5, 1, "t", 7), 99) == (99, 5, 1, "t", 7)
+    assert st.get(st.SELECT_FEED_INDEX).cql == (
+        "SELECT created_at, shard_id FROM feed_by_user_author WHERE user_id = ? AND author_id = ?"
+    )
+
+
+def _restrictions(s: st.Statement) -> list[tuple[str, str]]:
+    where = s.cql.split(" WHERE ", 1)[1]
+    assert " LIMIT " not in where or where.endswith("LIMIT ?")
+    where = where.removesuffix(" LIMIT ?")
+    out = []
+    for cond in where.split(" AND "):
+        column, op, marker = cond.split()
+        assert marker == "?", cond
+        out.append((column, op))
+    return out
+
+
+@pytest.mark.parametrize("name", [n for n, s in st.STATEMENTS.items() if s.kind == "select"])
+def test_every_read_is_a_slice_of_one_partition_without_filtering(name):
+    """Issue 15, defect 5: Unbackfill's read scanned the follower's whole feed partition
+    (``author_id = ? ALLOW FILTERING``). Every read here names its partition and restricts
+    a clustering prefix (equalities, then at most one range), which Cassandra serves from
+    the clustering index: no filtering, no reading rows it does not return."""
+    s = st.get(name)
+    assert "ALLOW FILTERING" not in s.cql
+    table = st.TABLES[s.table]
+    conds = _restrictions(s)
+    columns = [c for c, _ in conds]
+    assert len(set(columns)) == len(columns), name
+    assert columns[: len(table.partition_key)] == list(table.partition_key), name
+    assert all(op == "=" for _, op in conds[: len(table.partition_key)]), name
+    clustering = conds[len(table.partition_key) :]
+    assert [c for c, _ in clustering] == list(table.clustering[: len(clustering)]), name
+    assert all(op == "=" for _, op in clustering[:-1]), name
 
 
 def test_wrong_arity_or_timestamp_and_unknown_names_are_adapt_errors():

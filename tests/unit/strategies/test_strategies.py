@@ -118,7 +118,7 @@ def test_follow_writes_both_edges_with_edge_lsn_then_backfills(op):
             m("upsert_follower", (1, 2, T0, L), L, "followers_by_user", 1),
             m("upsert_following", (2, 1, T0, L), L, "following_by_user", 2),
         ),
-        expansions=(Backfill(follower_id=2, followee_id=1, lsn=L),),
+        expansions=(Backfill(follower_id=2, followee_id=1, lsn=L, created_at=T0),),
         invalidations=EDGE_KEYS,
     )
 

@@ -70,6 +70,27 @@ def test_rebuild_writes_every_expected_row_and_deletes_the_rest_at_one_timestamp
     assert all(m.statement == st.DELETE_FEED_ITEM for m in deletes)
 
 
+def test_rebuild_fills_the_feed_index_and_deletes_its_extras_with_the_feed_rows():
+    index = "feed_by_user_author"
+    expected = {("feed_by_user", 1): [feed_row(1)], (index, 1): [feed_row(1)]}
+    actual = {(index, 1): [feed_row(9)]}
+    upserts, deletes = plan_user(expected, actual, 1234)
+    assert [(m.statement, m.params) for m in upserts] == [
+        (st.INSERT_FEED_ITEM, (1, T1_MS, 1, 7)),
+        (st.INSERT_FEED_INDEX, (1, 7, T1_MS, 1)),
+    ]
+    assert [(m.statement, m.params) for m in deletes] == [(st.DELETE_FEED_INDEX, (1, 7, T1_MS, 9))]
+    # One partition group: the feed row and its index row go out in one batch.
+    assert {m.partition for m in upserts + deletes} == {("feed_by_user", 1)}
+
+
+def test_verify_compares_the_feed_index_like_the_feed():
+    index = [{"user_id": 1, "author_id": 7, "created_at": T1_MS, "shard_id": 1}]
+    moved = [{**index[0], "author_id": 8}, {**index[0], "shard_id": 2}]
+    found = {(d.kind, d.identity) for d in diff_partition("feed_by_user_author", 1, index, moved)}
+    assert found == {("stale", 1), ("extra", 2)}
+
+
 class FakeRedis:
     def __init__(self, entries: dict[str, bytes]):
         self.entries = entries

@@ -1,0 +1,204 @@
+"""The fan-out programs one round at a time: what each reads, and what it writes for those rows.
+
+test_convergence.py runs the same programs on a model of Cassandra under any delivery
+order; here each expansion is stepped by hand, so the reads (statement and binds) and
+the writes (statement, params, timestamp) are pinned exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from types import SimpleNamespace as Row
+
+import pytest
+
+from feedline import fanout
+from feedline import statements as st
+from feedline.strategies.base import TERMINAL, Backfill, FanOutShard, PurgeShard, Unbackfill
+from tests.unit.strategies.events import T0
+
+DAY = timedelta(days=1)
+WINDOW_MS = 7 * 24 * 3600 * 1000
+NAIVE_T0 = T0.astimezone(UTC).replace(tzinfo=None)  # what the driver returns for T0
+
+
+def step(prog, *answers):
+    """Run ``prog``, answering its rounds with ``answers``; return (rounds, result)."""
+    rounds = [next(prog)]
+    try:
+        for rows in answers:
+            rounds.append(prog.send(rows))
+    except StopIteration as done:
+        return rounds, done.value
+    raise AssertionError(f"program still reading after {len(answers)} rounds: {rounds[-1]}")
+
+
+def writes(mutations):
+    return [(m.statement, m.params, m.timestamp) for m in mutations]
+
+
+def follower(fid: int, created_at, lsn: int) -> Row:
+    return Row(follower_id=fid, created_at=created_at, edge_lsn=lsn)
+
+
+def test_window_is_the_follows_created_at_minus_the_backfill_window_in_ms():
+    assert fanout.window_start(T0, 1000) == T0 - timedelta(seconds=1)
+    assert fanout.window_start(NAIVE_T0, 0) == T0  # a driver timestamp is UTC
+    assert fanout.in_window(T0 - timedelta(seconds=1), T0, 1000)
+    assert not fanout.in_window(T0 - timedelta(milliseconds=1001), NAIVE_T0, 1000)
+    assert fanout.in_window(T0 - 1000 * DAY, None, 1000)  # no known follow time: no window
+
+
+def test_fan_out_writes_feed_and_index_rows_at_each_in_window_edge_lsn():
+    e = FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900)
+    rounds, out = step(
+        fanout.fan_out(e, WINDOW_MS),
+        [
+            [
+                follower(2, NAIVE_T0 - DAY, 50),  # followed before: in
+                follower(3, NAIVE_T0 + 6 * DAY, 60),  # followed after, within the window: in
+                follower(4, NAIVE_T0 + 8 * DAY, 70),  # followed long after (a replay): out
+                follower(5, None, None),  # seeded without a time or LSN: in, at the shard's
+            ]
+        ],
+    )
+    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS, (1,))]]
+    assert writes(out.mutations) == [
+        (st.INSERT_FEED_ITEM, (f, T0, 10, 1), ts) if kind == "feed"
+        else (st.INSERT_FEED_INDEX, (f, 1, T0, 10), ts)
+        for f, ts in ((2, 50), (3, 60), (5, 900))
+        for kind in ("feed", "index")
+    ]  # fmt: skip
+    assert out.keys == {"fl:feed:2", "fl:feed:3", "fl:feed:5"}
+
+
+def test_fan_out_recheck_undoes_rows_whose_edge_went_or_whose_window_moved():
+    e = FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900)
+    _, out = step(fanout.fan_out(e, WINDOW_MS), [[follower(2, T0, 50), follower(3, T0, 60)]])
+    now = [follower(3, NAIVE_T0 + 8 * DAY, 80)]  # 2 unfollowed; 3 re-followed much later
+    rounds, undo = step(out.recheck(), [[Row(shard_id=10)], now])
+    assert rounds == [
+        [
+            fanout.Read(st.SELECT_AUTHOR_SHARD, (1, T0, 10)),
+            fanout.Read(st.SELECT_FOLLOWERS, (1,)),
+        ]
+    ]
+    assert writes(undo) == [
+        (st.DELETE_FEED_ITEM, (2, T0, 10), 50),
+        (st.DELETE_FEED_INDEX, (2, 1, T0, 10), 50),
+        (st.DELETE_FEED_ITEM, (3, T0, 10), 60),
+        (st.DELETE_FEED_INDEX, (3, 1, T0, 10), 60),
+    ]
+    _, gone = step(out.recheck(), [[], now])  # the shard was deleted meanwhile
+    assert {m.timestamp for m in gone} == {TERMINAL} and len(gone) == 4
+
+
+def test_backfill_copies_the_window_and_trims_what_the_pair_holds_below_it():
+    e = Backfill(follower_id=2, followee_id=1, lsn=500, created_at=T0)
+    since = T0 - timedelta(milliseconds=WINDOW_MS)
+    old = NAIVE_T0 - 30 * DAY
+    rounds, out = step(
+        fanout.backfill(e, WINDOW_MS),
+        [
+            [Row(created_at=NAIVE_T0, shard_id=11)],
+            [Row(created_at=NAIVE_T0, shard_id=11), Row(created_at=old, shard_id=3)],
+        ],
+    )
+    assert rounds == [
+        [
+            fanout.Read(st.SELECT_AUTHOR_SHARDS_SINCE, (1, since)),
+            fanout.Read(st.SELECT_FEED_INDEX, (2, 1)),
+        ]
+    ]
+    assert writes(out.mutations) == [
+        (st.INSERT_FEED_ITEM, (2, NAIVE_T0, 11, 1), 500),
+        (st.INSERT_FEED_INDEX, (2, 1, NAIVE_T0, 11), 500),
+        (st.DELETE_FEED_ITEM, (2, old, 3), 500),
+        (st.DELETE_FEED_INDEX, (2, 1, old, 3), 500),
+    ]
+    assert out.keys == {"fl:feed:2"}
+    edge = [Row(created_at=NAIVE_T0, edge_lsn=500)]
+    assert step(out.recheck(), [edge, [Row(created_at=NAIVE_T0, shard_id=11)]])[1] == []
+    assert {m.timestamp for m in step(out.recheck(), [edge, []])[1]} == {TERMINAL}
+    assert {m.timestamp for m in step(out.recheck(), [[], [Row(shard_id=11)]])[1]} == {500}
+
+
+def test_unbackfill_deletes_what_the_index_holds_and_nothing_when_it_holds_nothing():
+    e = Unbackfill(follower_id=2, followee_id=1, lsn=700)
+    rows = [Row(created_at=NAIVE_T0, shard_id=11), Row(created_at=NAIVE_T0 - DAY, shard_id=9)]
+    rounds, out = step(fanout.unbackfill(e), [rows])
+    assert rounds == [[fanout.Read(st.SELECT_FEED_INDEX, (2, 1))]]
+    assert writes(out.mutations) == [
+        (st.DELETE_FEED_ITEM, (2, NAIVE_T0, 11), 700),
+        (st.DELETE_FEED_ITEM, (2, NAIVE_T0 - DAY, 9), 700),
+        (st.DELETE_FEED_INDEX_AUTHOR, (2, 1), 700),  # one range tombstone for the slice
+    ]
+    assert out.keys == {"fl:feed:2"} and out.recheck is None
+    assert step(fanout.unbackfill(e), [[]])[1].mutations == []
+
+
+def test_purge_reads_in_window_followers_and_deletes_only_rows_that_exist():
+    e = PurgeShard(author_id=1, shard_id=10, created_at=T0)
+    followers = [
+        follower(2, NAIVE_T0 - DAY, 50),  # holds it
+        follower(3, NAIVE_T0, 60),  # does not (its fan-out has not run, or a replay)
+        follower(4, NAIVE_T0 + 30 * DAY, 70),  # followed long after: not even read
+    ]
+    rounds, out = step(fanout.purge(e, WINDOW_MS), [followers], [[Row(shard_id=10)], []])
+    assert rounds == [
+        [fanout.Read(st.SELECT_FOLLOWERS, (1,))],
+        [
+            fanout.Read(st.SELECT_FEED_INDEX_ITEM, (2, 1, T0, 10)),
+            fanout.Read(st.SELECT_FEED_INDEX_ITEM, (3, 1, T0, 10)),
+        ],
+    ]
+    assert writes(out.mutations) == [
+        (st.DELETE_FEED_ITEM, (2, T0, 10), TERMINAL),
+        (st.DELETE_FEED_INDEX, (2, 1, T0, 10), TERMINAL),
+    ]
+    assert out.keys == {"fl:feed:2"}
+
+
+def test_purge_of_a_shard_no_follower_window_holds_reads_once_and_writes_nothing():
+    e = PurgeShard(author_id=1, shard_id=10, created_at=T0)
+    rounds, out = step(fanout.purge(e, WINDOW_MS), [[follower(4, NAIVE_T0 + 30 * DAY, 70)]])
+    assert len(rounds) == 1 and out.mutations == [] and out.keys == set()
+
+
+class FakeSession:
+    """Answer single reads (``execute``) from a dict of statement name -> rows."""
+
+    def __init__(self, rows):
+        self.rows, self.calls = rows, []
+
+    def prepare(self, cql):
+        return SimpleStatement(cql)
+
+    def execute(self, bound):
+        self.calls.append(bound.name)
+        return iter(self.rows[bound.name])
+
+
+class SimpleStatement:
+    def __init__(self, cql):
+        self.name = next(n for n, s in st.STATEMENTS.items() if s.cql == cql)
+
+    def bind(self, values):
+        return self
+
+
+@pytest.mark.parametrize("lsn", [None, 55])
+def test_expander_runs_programs_and_its_recheck_afresh_each_call(lsn):
+    """The writer retries a recheck after a transient error: each call starts over."""
+    session = FakeSession(
+        {
+            st.SELECT_FOLLOWERS: [follower(2, NAIVE_T0, lsn)],
+            st.SELECT_FEED_INDEX: [Row(created_at=NAIVE_T0, shard_id=10)],
+        }
+    )
+    settings = Row(backfill_window_s=7 * 24 * 3600, read_concurrency=4)
+    expander = fanout.Expander(session, fanout.PreparedStatements(session), settings)
+    out = expander.expand(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900))
+    assert {m.timestamp for m in out.mutations} == {lsn or 900}
+    unfollow = expander.expand(Unbackfill(follower_id=2, followee_id=1, lsn=950))
+    assert len(unfollow.mutations) == 2 and unfollow.recheck() == []
