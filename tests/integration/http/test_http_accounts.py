@@ -243,3 +243,14 @@ def test_two_followers_of_each_other_deleting_at_once_both_succeed(client, worke
     assert query(
         "SELECT follower_count, following_count FROM users WHERE id = %s", bystander.id
     ) == [(0, 0)]
+
+
+def test_login_rehashes_a_password_stored_at_a_lower_cost(settings, database, signup, query):
+    user = signup()  # hashed at the default cost (2 passes)
+    accounts = dataclasses.replace(settings.accounts, argon2_time_cost=3)
+    stronger = dataclasses.replace(settings, accounts=accounts)
+    client = falcon.testing.TestClient(create_app(Deps(settings=stronger, db=database)))
+    assert login(client, user.handle).status_code == 201
+    [(stored,)] = query("SELECT password_hash FROM user_passwords WHERE user_id = %s", user.id)
+    assert ",t=3," in stored
+    assert login(client, user.handle).status_code == 201  # the new hash verifies
