@@ -9,6 +9,7 @@ everyone involved reports zero differences.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -56,6 +57,14 @@ def test_deleted_account_leaves_no_trace_in_events_read_model_or_verify(
     everyone = [me.id, friend.id, fan.id]
     before = run_verify(settings, everyone)
     assert before.returncode == 0, before.stdout + before.stderr
+    # Read through the API, so Redis holds windows that show the user (verify checks them).
+    reads = {
+        "feed": (fan, "/v1/feed", mine[::-1]),
+        "followers": (friend, f"/v1/users/{friend.id}/followers", [me.id]),
+        "comments": (friend, f"/v1/shards/{theirs}/comments", [my_comment]),
+    }
+    for user, path, ids in reads.values():
+        assert [item["id"] for item in get(client, user, path)] == ids, path
 
     # A second device logs in; the first one logs out; the second deletes the account.
     login = {"handle": me.handle, "password": PASSWORD}
@@ -114,10 +123,24 @@ def test_deleted_account_leaves_no_trace_in_events_read_model_or_verify(
         assert (counts.follower_count, counts.following_count) == (0, 0)
 
     eventually(no_trace, timeout=60)
+    for user, path, _ in reads.values():
+        eventually(lambda u=user, p=path: _assert_empty(get(client, u, p)), timeout=30)
     after = run_verify(settings, everyone)
     print(after.stdout)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "verify: OK, 0 differences" in after.stdout, after.stdout
+    cached = re.search(r"(\d+) cache entries", after.stdout)
+    assert cached is not None and int(cached.group(1)) > 0, after.stdout
+
+
+def get(client: Any, user: ApiUser, path: str) -> list[dict[str, Any]]:
+    resp = client.simulate_get(path, headers=user.headers)
+    assert resp.status_code == 200, resp.text
+    return resp.json["items"]
+
+
+def _assert_empty(items: list[Any]) -> None:
+    assert items == []
 
 
 def _delete_of(column: str, value: int):
