@@ -11,7 +11,7 @@ import pytest
 
 from feedline.db import Database
 from feedline.errors import DependencyUnavailable
-from feedline.http.app import create_app
+from feedline.http.app import create_app, create_ops_app
 from feedline.http.deps import Deps
 from tests.integration.http.conftest import PASSWORD
 
@@ -89,14 +89,16 @@ def test_a_second_loss_gives_up_with_dependency_unavailable(small_db):
 
 def test_an_unreachable_database_is_a_json_503(settings):
     db = Database(dataclasses.replace(settings.postgres, port=1, connect_timeout_s=1))
-    client = falcon.testing.TestClient(create_app(Deps(settings=settings, db=db)))
+    deps = Deps(settings=settings, db=db)
+    client = falcon.testing.TestClient(create_app(deps))
     resp = client.simulate_post(
         "/v1/users", json={"handle": f"t_{secrets.token_hex(6)}", "password": PASSWORD}
     )
     assert resp.status_code == 503
     assert set(resp.json) == {"title", "description"}
     assert resp.headers["retry-after"] == "1"
-    resp = client.simulate_get("/health")
+    assert client.simulate_get("/health").status_code == 200  # liveness: the web serves
+    resp = falcon.testing.TestClient(create_ops_app(deps)).simulate_get("/health/ready")
     assert resp.status_code == 503
     assert resp.json["status"] == "degraded"
     assert resp.json["checks"]["postgresql"]["ok"] is False
