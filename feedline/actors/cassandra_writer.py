@@ -208,6 +208,7 @@ class CassandraWriter(SupervisedActor):
             started = time.monotonic()
             keys: set[str] = set()
             done: list[Work] = []
+            failed: dict[EventId, str] = {}
             try:
                 self._retry_transient(self._connect, "connect")
                 failed = self._retry_transient(lambda: self._write(items, keys), "write")
@@ -247,6 +248,7 @@ class CassandraWriter(SupervisedActor):
         ``keys`` collects the cache keys of every write attempted. Raises
         DependencyUnavailable when the cluster itself is down (for the caller to wait out).
         """
+        # _flush connected first; were we not, this would be a crash, never an event's fault
         assert self._expander is not None
         expander = self._expander
         self._cluster_answered = False
@@ -310,9 +312,7 @@ class CassandraWriter(SupervisedActor):
         failed.setdefault(_id(w), _describe(exc))
 
     def _blame(self, exc: Exception) -> None:
-        """Raise if the failure is not the event's: no session, or Cassandra down."""
-        if self._session is None:
-            raise exc  # not connected: a crash, never a reason to hold back an event
+        """Raise DependencyUnavailable if Cassandra, not the event, is to blame."""
         if cassandra.is_transient(exc) and not self._cluster_answered:
             self._cluster_answered = cassandra.answers(self._session, PROBE_TIMEOUT_S)
             if not self._cluster_answered:
