@@ -278,7 +278,9 @@ def test_a_prepare_timeout_while_connecting_dead_letters_nothing_and_the_events_
     rig: Rig,
 ) -> None:
     """issue 15, defect 1: prepare() timed out after the session existed; every later flush
-    then failed an assertion and each event went to the DLQ with its offset committed."""
+    then failed an assertion and each event went to the DLQ with its offset committed.
+    The session is a fake because a real node cannot be made to time out one prepare() on
+    cue (stopping it fails the connect itself, which the old code handled)."""
     rig.script.prepare_timeouts = 1
     writer = rig.start()
     events = [unfollow(10, follower=2), unfollow(11, follower=3)]
