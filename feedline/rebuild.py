@@ -38,10 +38,10 @@ from feedline import cache_keys
 from feedline import cassandra as cql
 from feedline import statements as st
 from feedline.fanout import PreparedStatements
+from feedline.readmodel.partitions import Partitions
 from feedline.settings import Settings
 from feedline.strategies.common import mutation
 from feedline.verify.model import Partition, Row
-from feedline.verify.readmodel import ReadModel
 from feedline.verify.runner import check_user, orphan_partitions
 from feedline.verify.source import Source
 
@@ -110,7 +110,7 @@ def rebuild(
     window_s = settings.pipeline.backfill_window_s
     with (
         Source(settings.postgres, window_s, pin_lsn=True) as source,
-        ReadModel(settings.cassandra) as model,
+        Partitions(settings.cassandra) as model,
     ):
         assert source.lsn is not None
         ts = report.timestamp = source.lsn
@@ -172,7 +172,7 @@ def _mutation(name: str, row: Row, ts: int) -> Any:
     return mutation(name, tuple(row[c] for c in st.get(name).binds), ts)
 
 
-def _apply(model: ReadModel, prepared: PreparedStatements, mutations: list, window: int) -> None:
+def _apply(model: Partitions, prepared: PreparedStatements, mutations: list, window: int) -> None:
     if mutations:
         statements = cql.group_statements(mutations, prepared.bind)
         cql.execute_all(model.session, statements, window)

@@ -226,7 +226,7 @@ class ReadSettings:
     redis_backoff_max_s: float = 5.0
     cassandra_timeout_s: float = 2.0
     cassandra_retry_s: float = 1.0  # after a failed connect, answer 503 this long before retrying
-    # In-process copies of Redis entries per worker (feedline.http.near_cache), dropped
+    # In-process copies of Redis entries per worker (feedline.readmodel.near_cache), dropped
     # when Redis reports the key changed; 0 turns them off. The age cap is a backstop only.
     near_cache_size: int = 20_000  # Redis entries (windows, shards, profiles)
     near_cache_pages: int = 5_000  # rendered feed and shard-list pages

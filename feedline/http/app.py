@@ -19,19 +19,19 @@ from feedline.connector.register import state as connector_state
 from feedline.db import Database
 from feedline.http import error_handlers
 from feedline.http.auth import AuthMiddleware
-from feedline.http.cache import Cache
 from feedline.http.deps import Deps
 from feedline.http.health import Check
 from feedline.http.metrics import MetricsMiddleware
 from feedline.http.openapi import OpenApi
 from feedline.http.ratelimit import RateLimiter
-from feedline.http.read_model import ReadModel
-from feedline.http.read_store import ReadStore
 from feedline.http.revocations import Revocations
 from feedline.http.routes import OPS_ROUTES, ROUTES
 from feedline.http.security_headers import SecurityHeaders
 from feedline.http.token_cache import TokenCache
 from feedline.http.validation import IdConverter
+from feedline.readmodel.cache import Cache
+from feedline.readmodel.model import ReadModel
+from feedline.readmodel.store import ReadStore
 from feedline.settings import Settings, load
 
 

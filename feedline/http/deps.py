@@ -17,7 +17,7 @@ class Deps:
     settings: Settings
     db: Database
     redis: Any | None = None
-    # The read side (feedline.http.read_model.ReadModel); create_app builds one if absent.
+    # The read side (feedline.readmodel.model.ReadModel); create_app builds one if absent.
     reads: Any | None = None
     # In-process bearer token cache (feedline.http.token_cache.TokenCache).
     tokens: Any | None = None

@@ -10,7 +10,7 @@ import json
 
 import falcon
 
-from feedline.http.read_model import OBJECT_KEYS, ListSpec, ReadModel, dumps
+from feedline.readmodel.model import OBJECT_KEYS, ListSpec, ReadModel, dumps
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 

@@ -2,7 +2,7 @@
 
 The cache may lack anything (a miss is never a difference); what it holds must agree
 with the source of truth. Entries are read and decoded with the read path's own codecs
-(``feedline.http.read_model``), so verify and the reads cannot drift apart:
+(``feedline.readmodel.model``), so verify and the reads cannot drift apart:
 
 - ``user(id)`` / ``shard(id)``: the hydrated JSON object; a negative entry ("no such
   id") for a user or shard that exists is stale too;
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 from feedline import cache_keys
-from feedline.http import read_model as rm
-from feedline.http.cache import LEASE, NEGATIVE, VALUE
+from feedline.readmodel import model as rm
+from feedline.readmodel.cache import LEASE, NEGATIVE, VALUE
 from feedline.verify.model import Difference, Row
 from feedline.verify.source import Expected
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from feedline.readmodel.partitions import Partitions
 from feedline.settings import Settings
 from feedline.verify import cache
 from feedline.verify.model import (
@@ -27,14 +28,13 @@ from feedline.verify.model import (
     Row,
     diff_partition,
 )
-from feedline.verify.readmodel import ReadModel
 from feedline.verify.source import Expected, Source
 
 OnDifference = Callable[[Difference], None]
 
 
 def check_user(
-    source: Source, model: ReadModel, user_id: int, edge_lsn: int | None = None
+    source: Source, model: Partitions, user_id: int, edge_lsn: int | None = None
 ) -> tuple[Expected, dict[Partition, list[Row]], list[Difference]]:
     """Return what ``user_id``'s partitions should hold, what they hold, and the diffs."""
     expected = source.expected(user_id, edge_lsn)
@@ -72,7 +72,7 @@ def verify(
 
     with (
         Source(settings.postgres, settings.pipeline.backfill_window_s) as source,
-        ReadModel(settings.cassandra) as model,
+        Partitions(settings.cassandra) as model,
     ):
         ids = list(users) if users is not None else None
         total = len(ids) if ids is not None else source.count_users()
@@ -95,7 +95,7 @@ def verify(
     return report
 
 
-def orphans(source: Source, model: ReadModel, report: Report) -> Iterator[Difference]:
+def orphans(source: Source, model: Partitions, report: Report) -> Iterator[Difference]:
     """Yield an ``extra`` for every row of a partition whose user or shard is unknown."""
     for (table, key), rows in orphan_partitions(source, model):
         report.partitions += 1
@@ -103,7 +103,7 @@ def orphans(source: Source, model: ReadModel, report: Report) -> Iterator[Differ
 
 
 def orphan_partitions(
-    source: Source, model: ReadModel, chunk: int = 500
+    source: Source, model: Partitions, chunk: int = 500
 ) -> Iterator[tuple[Partition, list[Row]]]:
     """Yield each non-empty partition keyed by a user or shard id PostgreSQL does not have."""
     for tables, entity in ((USER_TABLES, "users"), (SHARD_TABLES, "shards")):
@@ -119,7 +119,7 @@ def orphan_partitions(
 
 
 def _unknown(
-    source: Source, model: ReadModel, table: str, entity: str, keys: list[int], ceiling: int
+    source: Source, model: Partitions, table: str, entity: str, keys: list[int], ceiling: int
 ) -> Iterator[tuple[Partition, list[Row]]]:
     if not keys:
         return

@@ -82,3 +82,13 @@ def test_revocations_drop_here_and_are_published_and_received_ones_drop_too():
     broadcast.on_token(b"b")  # another worker's revocations, as the listener applies them
     broadcast.on_user(3)
     assert (cache.get(b"b"), cache.get(b"d")) == (None, None)
+
+
+def test_token_cache_expires_and_is_bounded():
+    cache = TokenCache(ttl_s=0.05, max_size=2)
+    cache.put(b"a", 1)
+    cache.put(b"b", 2)
+    cache.put(b"c", 3)
+    assert cache.get(b"a") is None and cache.get(b"c") == 3
+    time.sleep(0.06)
+    assert cache.get(b"c") is None

@@ -33,7 +33,7 @@ from prometheus_client import Counter, Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feedline.http.near_cache import NEAR, NearCache
+from feedline.readmodel.near_cache import NEAR, NearCache
 from feedline.settings import ReadSettings
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ partitions are fetched concurrently with the driver's async API.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT
@@ -15,12 +15,15 @@ from cassandra.query import SimpleStatement, dict_factory
 
 from feedline import cassandra
 from feedline.settings import CassandraSettings
-from feedline.verify.model import VIEWS, Partition, Row
+from feedline.statements import TABLES
+
+Row = Mapping[str, Any]
+Partition = tuple[str, int]  # (table, partition key value)
 
 PAGE = 1000
 
 
-class ReadModel:
+class Partitions:
     """A Cassandra session for verify and rebuild (rows as dicts)."""
 
     def __init__(self, settings: CassandraSettings):
@@ -29,9 +32,9 @@ class ReadModel:
         self.session.get_execution_profile(EXEC_PROFILE_DEFAULT).row_factory = dict_factory
         self._select = {
             table: self.session.prepare(
-                f"SELECT * FROM {table} WHERE {view.partition} = ?"  # noqa: S608 (identifiers)
+                f"SELECT * FROM {table} WHERE {t.partition_key[0]} = ?"  # noqa: S608 (identifiers)
             )
-            for table, view in VIEWS.items()
+            for table, t in TABLES.items()
         }
         for prepared in self._select.values():
             prepared.fetch_size = PAGE
@@ -39,7 +42,7 @@ class ReadModel:
     def close(self) -> None:
         self.cluster.shutdown()
 
-    def __enter__(self) -> ReadModel:
+    def __enter__(self) -> Partitions:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -55,7 +58,7 @@ class ReadModel:
 
     def partition_keys(self, table: str) -> Iterator[int]:
         """Page through the distinct partition keys of ``table`` (a token-range scan)."""
-        column = VIEWS[table].partition
+        column = TABLES[table].partition_key[0]
         query = SimpleStatement(
             f"SELECT DISTINCT {column} FROM {table}",  # noqa: S608 (identifiers)
             fetch_size=PAGE,

@@ -7,10 +7,9 @@ import time
 import falcon
 import pytest
 
-from feedline.http.cache import Breaker
-from feedline.http.cursor import CursorCodec
-from feedline.http.read_model import COMMENTS, FEED, FOLLOWERS, Window, _from_window
-from feedline.http.token_cache import TokenCache
+from feedline.readmodel.cache import Breaker
+from feedline.readmodel.cursor import CursorCodec
+from feedline.readmodel.model import COMMENTS, FEED, FOLLOWERS, Window, _from_window
 
 codec = CursorCodec("secret")
 
@@ -101,16 +100,6 @@ def test_breaker_skips_then_lets_one_probe_through():
     assert b.allow() and not b.failing
 
 
-def test_token_cache_expires_and_is_bounded():
-    cache = TokenCache(ttl_s=0.05, max_size=2)
-    cache.put(b"a", 1)
-    cache.put(b"b", 2)
-    cache.put(b"c", 3)
-    assert cache.get(b"a") is None and cache.get(b"c") == 3
-    time.sleep(0.06)
-    assert cache.get(b"c") is None
-
-
 def test_cursor_signed_with_the_previous_secret_is_accepted_during_rotation():
     old = CursorCodec("old-secret")
     rotated = CursorCodec("new-secret", previous="old-secret")
@@ -122,7 +111,7 @@ def test_cursor_signed_with_the_previous_secret_is_accepted_during_rotation():
 
 @pytest.mark.parametrize("ms", [2**63 - 1, -(2**63), 253_402_300_800_000])
 def test_signed_position_past_the_datetime_range_is_a_400(ms):
-    from feedline.http.read_model import _bounds
+    from feedline.readmodel.model import _bounds
 
     with pytest.raises(falcon.HTTPBadRequest):
         _bounds(FEED, (ms, 1))

@@ -30,9 +30,9 @@ from prometheus_client import Counter
 
 from feedline import cache_keys
 from feedline.db import Database
-from feedline.http.cache import LEASE, NEGATIVE, VALUE, Cache
-from feedline.http.cursor import CursorCodec, bad_cursor
-from feedline.http.read_store import ReadStore
+from feedline.readmodel.cache import LEASE, NEGATIVE, VALUE, Cache
+from feedline.readmodel.cursor import CursorCodec, bad_cursor
+from feedline.readmodel.store import ReadStore
 from feedline.settings import ReadSettings
 
 logger = logging.getLogger(__name__)
