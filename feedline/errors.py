@@ -32,6 +32,19 @@ class DependencyUnavailable(FeedlineError):
         super().__init__(f"{dependency} unavailable: {cause}" if cause else dependency)
 
 
+class BadCursor(FeedlineError):
+    """A pagination cursor is malformed, forged, or was issued for another list."""
+
+
+class NotFound(FeedlineError):
+    """The object a read names (a user, a shard) does not exist."""
+
+    def __init__(self, kind: str, id_: int):
+        self.kind = kind
+        self.id = id_
+        super().__init__(f"no {kind} {id_}")
+
+
 class AdaptError(FeedlineError):
     """A change event cannot be turned into mutations (malformed or unknown): a poison event."""
 

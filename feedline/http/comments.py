@@ -8,7 +8,7 @@ from feedline.db import Cursor
 from feedline.http import auth, pages, rows, spec, validation
 from feedline.http.deps import Deps
 from feedline.http.shards import not_found
-from feedline.readmodel.model import COMMENTS, iso
+from feedline.readmodel.formats import COMMENTS, iso
 
 # Counting first locks the shard row, so a concurrent delete either happens before (no
 # shard: 404) or after (the comment goes with it); one statement, one round trip.

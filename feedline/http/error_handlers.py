@@ -1,4 +1,9 @@
-"""Make every error a JSON ``{"title", "description"}``, and a 500 only when unexpected."""
+"""Make every error a JSON ``{"title", "description"}``, and a 500 only when unexpected.
+
+Lower layers raise plain ``feedline.errors`` (the read model knows nothing of HTTP); this
+module alone says what each means to a client: a bad cursor is a 400, a missing owner a
+404, a dependency that is down a 503 with Retry-After.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import logging
 import falcon
 from psycopg2.errors import ForeignKeyViolation
 
-from feedline.errors import DependencyUnavailable
+from feedline.errors import BadCursor, DependencyUnavailable, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,19 @@ def dependency_unavailable(
         description=f"{exc.dependency} is unavailable; retry shortly.",
         retry_after=1,
     )
+
+
+def bad_cursor(req: falcon.Request, resp: falcon.Response, exc: BadCursor, params: dict) -> None:
+    """Answer 400 for a cursor that is malformed, forged or issued for another list."""
+    raise falcon.HTTPBadRequest(
+        title="Invalid cursor",
+        description="The cursor is malformed or was not issued for this list.",
+    )
+
+
+def not_found(req: falcon.Request, resp: falcon.Response, exc: NotFound, params: dict) -> None:
+    """Answer 404 for a list whose owner (a user, a shard) does not exist."""
+    raise falcon.HTTPNotFound(title=f"No such {exc.kind}", description=f"No {exc.kind} {exc.id}.")
 
 
 def reference_gone(
@@ -60,4 +78,6 @@ def install(app: falcon.App) -> None:
     app.set_error_serializer(serialize)
     app.add_error_handler(Exception, unexpected)
     app.add_error_handler(DependencyUnavailable, dependency_unavailable)
+    app.add_error_handler(BadCursor, bad_cursor)
+    app.add_error_handler(NotFound, not_found)
     app.add_error_handler(ForeignKeyViolation, reference_gone)

@@ -6,7 +6,7 @@ import falcon
 
 from feedline.http import auth, pages, spec
 from feedline.http.deps import Deps
-from feedline.readmodel.model import AUTHOR, FEED
+from feedline.readmodel.formats import AUTHOR, FEED
 
 
 class Feed:

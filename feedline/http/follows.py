@@ -11,7 +11,7 @@ import falcon
 
 from feedline.http import pages, spec
 from feedline.http.deps import Deps
-from feedline.readmodel.model import FOLLOWERS, FOLLOWING, ListSpec, iso
+from feedline.readmodel.formats import FOLLOWERS, FOLLOWING, ListSpec, iso
 
 
 class _Edges:

@@ -10,7 +10,8 @@ import json
 
 import falcon
 
-from feedline.readmodel.model import OBJECT_KEYS, ListSpec, ReadModel, dumps
+from feedline.readmodel.formats import OBJECT_KEYS, ListSpec, dumps
+from feedline.readmodel.model import ReadModel
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 

@@ -1,7 +1,8 @@
 """Talk to Redis for the read path: batched gets, leases against stampedes, a circuit breaker.
 
-Values are bytes with a one-byte kind: ``V`` + payload (a cached value), ``N`` (a negative
-entry: "no such id", short TTL) or ``L`` + token (a lease: someone is loading this key).
+Values are bytes with a one-byte kind (``formats``): ``V`` + payload (a cached value), ``N``
+(a negative entry: "no such id", short TTL) or ``L`` + token (a lease: someone is loading
+this key).
 
 A miss takes a *lease* on the key itself (``SET NX PX``, in the same Lua call that saw it
 missing): exactly one reader loads from Cassandra, the others wait a few ms for its value
@@ -33,12 +34,12 @@ from prometheus_client import Counter, Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from feedline.readmodel.formats import LEASE
 from feedline.readmodel.near_cache import NEAR, NearCache
 from feedline.settings import ReadSettings
 
 logger = logging.getLogger(__name__)
 
-VALUE, NEGATIVE, LEASE = b"V", b"N", b"L"
 NEAR_HIT, NEAR_MISS = NEAR.labels("hit"), NEAR.labels("miss")
 
 LOOKUPS = Counter("feedline_cache_lookups", "Read-path cache lookups", ["kind", "result"])

@@ -4,7 +4,8 @@ A cursor is base64url(position + tag): the position is the clustering key of the
 served, packed as signed 64-bit integers (e.g. created_at in ms and an id), and the tag is a
 truncated HMAC-SHA256 over the list's scope (e.g. ``feed:42``) and the position. So a client
 cannot forge a position, and a cursor of one list is refused by another (both 400), while
-the server stores nothing per cursor. Positions are keys, never offsets: a page after a
+the server stores nothing per cursor (a bad one raises ``BadCursor``, which the web answers
+with a 400). Positions are keys, never offsets: a page after a
 cursor is a clustering range query, stable while new items arrive at the head.
 """
 
@@ -16,7 +17,7 @@ import hashlib
 import hmac
 import struct
 
-import falcon
+from feedline.errors import BadCursor
 
 TAG_BYTES = 12
 _INT = struct.Struct(">q")
@@ -45,22 +46,15 @@ class CursorCodec:
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def decode(self, scope: str, cursor: str, size: int) -> tuple[int, ...]:
-        """Return the ``size``-int position of ``cursor`` or raise 400 if it is not ours."""
+        """Return the ``size``-int position of ``cursor``; BadCursor if it is not ours."""
         try:
             text = cursor.encode("ascii")
             raw = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
         except (UnicodeEncodeError, binascii.Error, ValueError):
-            raise bad_cursor() from None
+            raise BadCursor("not base64url") from None
         if len(raw) != size * _INT.size + TAG_BYTES:
-            raise bad_cursor()
+            raise BadCursor("wrong length")
         packed, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
         if not any(hmac.compare_digest(tag, self._tag(scope, packed, k)) for k in self._keys):
-            raise bad_cursor()
+            raise BadCursor("not signed for this list")
         return tuple(v for (v,) in _INT.iter_unpack(packed))
-
-
-def bad_cursor() -> falcon.HTTPBadRequest:
-    return falcon.HTTPBadRequest(
-        title="Invalid cursor",
-        description="The cursor is malformed or was not issued for this list.",
-    )

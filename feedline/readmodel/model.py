@@ -17,55 +17,32 @@ that is gone from shards_by_id hydrates to a negative entry and its items are dr
 
 from __future__ import annotations
 
-import json
 import logging
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-import falcon
 from prometheus_client import Counter
 
-from feedline import cache_keys
 from feedline.db import Database
-from feedline.readmodel.cache import LEASE, NEGATIVE, VALUE, Cache
-from feedline.readmodel.cursor import CursorCodec, bad_cursor
+from feedline.errors import BadCursor, NotFound
+from feedline.readmodel.cache import Cache
+from feedline.readmodel.cursor import CursorCodec
+from feedline.readmodel.formats import (
+    LEASE,
+    NEGATIVE,
+    OBJECT_KEYS,
+    SERIALISE,
+    VALUE,
+    ListSpec,
+    Window,
+)
 from feedline.readmodel.store import ReadStore
 from feedline.settings import ReadSettings
 
 logger = logging.getLogger(__name__)
 
 LOOKUPS = Counter("feedline_read_cache", "Read-path cache lookups by kind", ["kind", "result"])
-EPOCH = datetime(1970, 1, 1)
-MS = timedelta(milliseconds=1)
-COMPLETE, PARTIAL = b"C", b"P"
-
-
-def to_ms(dt: datetime) -> int:
-    """Return a driver timestamp (naive UTC) as epoch milliseconds."""
-    return (dt.replace(tzinfo=None) - EPOCH) // MS
-
-
-def from_ms(ms: int) -> datetime:
-    return EPOCH + ms * MS
-
-
-def iso(ms: int) -> str:
-    return from_ms(ms).isoformat(timespec="milliseconds") + "+00:00"
-
-
-def dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-@dataclass(frozen=True)
-class Window:
-    """The first positions of a list (rows of ints, or JSON rows) and whether that is all."""
-
-    rows: list[tuple[Any, ...]]
-    complete: bool
 
 
 @dataclass(frozen=True)
@@ -77,40 +54,8 @@ class Page:
     windowed: bool
 
 
-@dataclass(frozen=True)
-class ListSpec:
-    """How one list is keyed, queried, ordered, cached and turned into rows."""
-
-    name: str  # cursor scope prefix and the read store's query name
-    key: Callable[[int], str]
-    row: Callable[[Any], tuple[Any, ...]]  # Cassandra row -> window row
-    pos: int  # leading ints of a row that are its position (the cursor)
-    descending: bool
-    after: Callable[[tuple[int, ...]], tuple[Any, ...]]  # position -> query binds
-    packed: struct.Struct | None = None  # None: rows are JSON (they hold text)
-
-    def encode(self, w: Window) -> bytes:
-        flag = COMPLETE if w.complete else PARTIAL
-        if self.packed is None:
-            return VALUE + flag + dumps(w.rows)
-        return VALUE + flag + b"".join(self.packed.pack(*r) for r in w.rows)
-
-    def decode(self, entry: bytes) -> Window:
-        data = entry[2:]
-        if self.packed is None:
-            rows = [tuple(r) for r in json.loads(data)]
-        else:
-            rows = list(self.packed.iter_unpack(data))
-        return Window(rows, entry[1:2] == COMPLETE)
-
-    def beyond(self, row: tuple[Any, ...], position: tuple[int, ...]) -> bool:
-        """Return True if ``row`` comes after ``position`` in this list's order."""
-        here = row[: self.pos]
-        return here < position if self.descending else here > position
-
-
 def _bounds(spec: ListSpec, position: tuple[int, ...]) -> tuple[Any, ...]:
-    """Return the query bounds of a signed position, or 400 if they are out of range.
+    """Return the query bounds of a signed position; BadCursor if they are out of range.
 
     A signed position is ours, but a position signed with a leaked (or the development)
     secret can still hold any 64-bit value: a time past year 9999 is a bad cursor, not a 500.
@@ -118,93 +63,9 @@ def _bounds(spec: ListSpec, position: tuple[int, ...]) -> tuple[Any, ...]:
     try:
         return spec.after(position)
     except (OverflowError, ValueError):
-        raise bad_cursor() from None
+        raise BadCursor("the cursor's position is out of range") from None
 
 
-def _time_id(ms: int, id_: int) -> tuple[Any, ...]:
-    return (from_ms(ms), id_)
-
-
-FEED = ListSpec(
-    "feed",
-    cache_keys.feed,
-    lambda r: (to_ms(r.created_at), r.shard_id, r.author_id),
-    2,
-    True,
-    lambda p: _time_id(*p),
-    struct.Struct(">qqq"),
-)
-AUTHOR = ListSpec(
-    "author",
-    cache_keys.user_shards,
-    lambda r: (to_ms(r.created_at), r.shard_id, r.author_id),
-    2,
-    True,
-    lambda p: _time_id(*p),
-    struct.Struct(">qqq"),
-)
-COMMENTS = ListSpec(
-    "comments",
-    cache_keys.comments,
-    lambda r: (to_ms(r.created_at), r.comment_id, r.author_id, r.body),
-    2,
-    False,
-    lambda p: _time_id(*p),
-)
-FOLLOWERS = ListSpec(
-    "followers",
-    cache_keys.followers,
-    lambda r: (r.follower_id, to_ms(r.created_at) if r.created_at else 0),
-    1,
-    False,
-    lambda p: p,
-    struct.Struct(">qq"),
-)
-FOLLOWING = ListSpec(
-    "following",
-    cache_keys.following,
-    lambda r: (r.followee_id, to_ms(r.created_at) if r.created_at else 0),
-    1,
-    False,
-    lambda p: p,
-    struct.Struct(">qq"),
-)
-
-OBJECT_KEYS = {"shard": cache_keys.shard, "user": cache_keys.user}
-
-
-def shard_json(r: Any) -> bytes | None:
-    """Serialise a shards_by_id row; a row without author or time is not a whole shard yet."""
-    if r.author_id is None or r.created_at is None:
-        return None
-    return dumps(
-        {
-            "id": r.shard_id,
-            "author_id": r.author_id,
-            "body": r.body,
-            "created_at": iso(to_ms(r.created_at)),
-            "like_count": r.like_count or 0,
-            "comment_count": r.comment_count or 0,
-        }
-    )
-
-
-def user_json(r: Any) -> bytes | None:
-    if r.handle is None:
-        return None
-    return dumps(
-        {
-            "id": r.user_id,
-            "handle": r.handle,
-            "follower_count": r.follower_count or 0,
-            "following_count": r.following_count or 0,
-            "shard_count": r.shard_count or 0,
-            "created_at": iso(to_ms(r.created_at)) if r.created_at else iso(0),
-        }
-    )
-
-
-SERIALISE = {"shard": shard_json, "user": user_json}
 EXISTS_SQL = {
     "shard": "SELECT 1 FROM shards WHERE id = %s",
     "user": "SELECT 1 FROM users WHERE id = %s",
@@ -392,9 +253,9 @@ class ReadModel:
         return self._db.run(probe)
 
     def require(self, kind: str, id_: int, rows: list) -> None:
-        """Raise 404 when an empty first page belongs to an owner that does not exist."""
+        """Raise NotFound when an empty first page belongs to an owner that does not exist."""
         if not rows and not self.exists(kind, id_):
-            raise falcon.HTTPNotFound(title=f"No such {kind}", description=f"No {kind} {id_}.")
+            raise NotFound(kind, id_)
 
 
 def _counter(kind: str, result: str) -> Any:

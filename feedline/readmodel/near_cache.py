@@ -45,11 +45,12 @@ from prometheus_client import Counter, Gauge
 from redis.connection import Connection
 
 from feedline.cache_keys import PREFIX
+from feedline.readmodel.formats import NEGATIVE, VALUE
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = b"__redis__:invalidate"
-KEEP = (b"V", b"N")  # entry kinds worth copying: values and negative entries
+KEEP = (VALUE, NEGATIVE)  # entry kinds worth copying: values and negative entries
 IDLE_RESET_S = 2.0
 MAX_DRAIN = 200  # more invalidations than this waiting: drop everything, reconnect
 RETRY_S = 1.0  # after a failed (re)connect, look up nothing here for this long

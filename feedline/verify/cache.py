@@ -1,8 +1,9 @@
 """Check cached Redis entries against PostgreSQL (the read path's cache contract).
 
 The cache may lack anything (a miss is never a difference); what it holds must agree
-with the source of truth. Entries are read and decoded with the read path's own codecs
-(``feedline.readmodel.model``), so verify and the reads cannot drift apart:
+with the source of truth. Entries are decoded, and the expected ones built, with the read
+model's own formats (``feedline.readmodel.formats``: the window codecs, each list's row
+and order, the shard and user JSON), so verify and the reads cannot drift apart:
 
 - ``user(id)`` / ``shard(id)``: the hydrated JSON object; a negative entry ("no such
   id") for a user or shard that exists is stale too;
@@ -16,57 +17,32 @@ Leases (a reader loading the key right now) are skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
-from feedline import cache_keys
-from feedline.readmodel import model as rm
-from feedline.readmodel.cache import LEASE, NEGATIVE, VALUE
+from feedline.readmodel import formats
+from feedline.readmodel.formats import LEASE, NEGATIVE, VALUE, ListSpec
 from feedline.verify.model import Difference, Row
 from feedline.verify.source import Expected
 
-
-def _feedish(rows: list[Row]) -> list[tuple[Any, ...]]:
-    out = [(rm.to_ms(r["created_at"]), r["shard_id"], r["author_id"]) for r in rows]
-    return sorted(out, reverse=True)
+LISTS: dict[str, ListSpec] = {spec.table: spec for spec in formats.LISTS}
+OBJECTS: dict[str, str] = {table: kind for kind, table in formats.OBJECT_TABLES.items()}
 
 
-LISTS: dict[str, tuple[rm.ListSpec, Callable[[list[Row]], list[tuple[Any, ...]]]]] = {
-    "feed_by_user": (rm.FEED, _feedish),
-    "shards_by_author": (rm.AUTHOR, _feedish),
-    "comments_by_shard": (
-        rm.COMMENTS,
-        lambda rows: sorted(
-            (rm.to_ms(r["created_at"]), r["comment_id"], r["author_id"], r["body"]) for r in rows
-        ),
-    ),
-    "followers_by_user": (
-        rm.FOLLOWERS,
-        lambda rows: sorted((r["follower_id"], rm.to_ms(r["created_at"])) for r in rows),
-    ),
-    "following_by_user": (
-        rm.FOLLOWING,
-        lambda rows: sorted((r["followee_id"], rm.to_ms(r["created_at"])) for r in rows),
-    ),
-}
+def _attrs(row: Row) -> Any:
+    """Return a verify row (a dict) as the read path sees a driver row (attributes)."""
+    return SimpleNamespace(**row)
 
 
-def _user_doc(r: Row) -> dict[str, Any]:
-    return {"id": r["user_id"], "handle": r["handle"], "follower_count": r["follower_count"],
-            "following_count": r["following_count"], "shard_count": r["shard_count"],
-            "created_at": rm.iso(rm.to_ms(r["created_at"]))}  # fmt: skip
+def expected_list(spec: ListSpec, rows: list[Row]) -> list[tuple[Any, ...]]:
+    """Return the rows a window of ``spec`` should hold, in the list's order."""
+    return sorted((spec.row(_attrs(r)) for r in rows), reverse=spec.descending)
 
 
-def _shard_doc(r: Row) -> dict[str, Any]:
-    return {"id": r["shard_id"], "author_id": r["author_id"], "body": r["body"],
-            "created_at": rm.iso(rm.to_ms(r["created_at"])), "like_count": r["like_count"],
-            "comment_count": r["comment_count"]}  # fmt: skip
-
-
-OBJECTS = {
-    "users_by_id": (cache_keys.user, _user_doc),
-    "shards_by_id": (cache_keys.shard, _shard_doc),
-}
+def expected_object(table: str, row: Row) -> Any:
+    """Return the JSON document the cache should hold for ``row`` (parsed; None: none)."""
+    doc = formats.SERIALISE[OBJECTS[table]](_attrs(row))
+    return None if doc is None else json.loads(doc)
 
 
 def check_user(client: Any, expected: Expected) -> tuple[int, list[Difference]]:
@@ -74,9 +50,9 @@ def check_user(client: Any, expected: Expected) -> tuple[int, list[Difference]]:
     wanted: list[tuple[str, int, str]] = []
     for table, key in expected.partitions:
         if table in LISTS:
-            wanted.append((table, key, LISTS[table][0].key(key)))
+            wanted.append((table, key, LISTS[table].key(key)))
         elif table in OBJECTS:
-            wanted.append((table, key, OBJECTS[table][0](key)))
+            wanted.append((table, key, formats.OBJECT_KEYS[OBJECTS[table]](key)))
     if not wanted:
         return 0, []
     entries = client.mget([k for _, _, k in wanted])
@@ -98,7 +74,7 @@ def _object(table: str, rows: list[Row], entry: bytes) -> tuple[Any, Any] | None
         return ("exists",), ("negative entry",)
     if entry[:1] != VALUE:
         return None
-    want = OBJECTS[table][1](rows[0])
+    want = expected_object(table, rows[0])
     got = json.loads(entry[1:])
     return None if got == want else ((json.dumps(want),), (json.dumps(got),))
 
@@ -106,9 +82,9 @@ def _object(table: str, rows: list[Row], entry: bytes) -> tuple[Any, Any] | None
 def _window(table: str, rows: list[Row], entry: bytes) -> tuple[Any, Any] | None:
     if entry[:1] != VALUE:
         return None
-    spec, expect = LISTS[table]
+    spec = LISTS[table]
     window = spec.decode(entry)
-    want = expect(rows)
+    want = expected_list(spec, rows)
     got = [tuple(r) for r in window.rows]
     head = want if window.complete else want[: len(got)]
     if got == head and (window.complete or len(got) <= len(want)):

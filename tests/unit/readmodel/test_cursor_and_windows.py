@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
-import falcon
 import pytest
 
+from feedline.errors import BadCursor
 from feedline.readmodel.cache import Breaker
 from feedline.readmodel.cursor import CursorCodec
-from feedline.readmodel.model import COMMENTS, FEED, FOLLOWERS, Window, _from_window
+from feedline.readmodel.formats import COMMENTS, FEED, FOLLOWERS, Window
+from feedline.readmodel.model import _bounds, _from_window
 
 codec = CursorCodec("secret")
 
@@ -31,17 +32,17 @@ def test_cursor_round_trips_in_its_scope():
         lambda c: "é",
     ],
 )
-def test_forged_or_malformed_cursor_is_a_400(mangle):
+def test_forged_or_malformed_cursor_is_a_bad_cursor(mangle):
     cursor = codec.encode("feed:1", (5, 6))
-    with pytest.raises(falcon.HTTPBadRequest):
+    with pytest.raises(BadCursor):
         codec.decode("feed:1", mangle(cursor), 2)
 
 
 def test_cursor_of_another_list_or_secret_is_refused():
     cursor = codec.encode("feed:1", (5, 6))
-    with pytest.raises(falcon.HTTPBadRequest):
+    with pytest.raises(BadCursor):
         codec.decode("feed:2", cursor, 2)
-    with pytest.raises(falcon.HTTPBadRequest):
+    with pytest.raises(BadCursor):
         CursorCodec("other").decode("feed:1", cursor, 2)
 
 
@@ -105,13 +106,11 @@ def test_cursor_signed_with_the_previous_secret_is_accepted_during_rotation():
     rotated = CursorCodec("new-secret", previous="old-secret")
     cursor = old.encode("feed:1", (7, 8))
     assert rotated.decode("feed:1", cursor, 2) == (7, 8)
-    with pytest.raises(falcon.HTTPBadRequest):  # once `previous` is dropped, it is refused
+    with pytest.raises(BadCursor):  # once `previous` is dropped, it is refused
         CursorCodec("new-secret").decode("feed:1", cursor, 2)
 
 
 @pytest.mark.parametrize("ms", [2**63 - 1, -(2**63), 253_402_300_800_000])
-def test_signed_position_past_the_datetime_range_is_a_400(ms):
-    from feedline.readmodel.model import _bounds
-
-    with pytest.raises(falcon.HTTPBadRequest):
+def test_signed_position_past_the_datetime_range_is_a_bad_cursor(ms):
+    with pytest.raises(BadCursor):
         _bounds(FEED, (ms, 1))

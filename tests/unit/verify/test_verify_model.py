@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from feedline import cache_keys
 from feedline import statements as st
-from feedline.readmodel import model as rm
+from feedline.readmodel import formats as rm
 from feedline.rebuild import plan_user
 from feedline.verify import cache
 from feedline.verify.model import Report, diff_partition, ms
