@@ -1,8 +1,10 @@
-"""Read what the Cassandra read model holds, partition by partition, paged.
+"""Read what the Cassandra read model holds, whole partition by partition, for verify and rebuild.
 
 Every query names one partition (or, for orphan scans, pages through the distinct
 partition keys of a table), so nothing reads a whole table into memory. A user's
-partitions are fetched concurrently with the driver's async API.
+partitions are fetched concurrently with the driver's async API. The CQL is
+``queries.partition`` and ``queries.partition_keys``: every column the pipeline writes
+(``feedline.statements.TABLES``), so rebuild can re-write or delete any row it reads.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import SimpleStatement, dict_factory
 
 from feedline import cassandra
+from feedline.readmodel import queries
 from feedline.settings import CassandraSettings
 from feedline.statements import TABLES
 
@@ -30,12 +33,7 @@ class Partitions:
         self.cluster, self.session = cassandra.connect(settings, request_timeout=30.0)
         # Our own cluster object: its default profile may hand rows out as dicts.
         self.session.get_execution_profile(EXEC_PROFILE_DEFAULT).row_factory = dict_factory
-        self._select = {
-            table: self.session.prepare(
-                f"SELECT * FROM {table} WHERE {t.partition_key[0]} = ?"  # noqa: S608 (identifiers)
-            )
-            for table, t in TABLES.items()
-        }
+        self._select = {table: self.session.prepare(queries.partition(table)) for table in TABLES}
         for prepared in self._select.values():
             prepared.fetch_size = PAGE
 
@@ -58,10 +56,7 @@ class Partitions:
 
     def partition_keys(self, table: str) -> Iterator[int]:
         """Page through the distinct partition keys of ``table`` (a token-range scan)."""
-        column = TABLES[table].partition_key[0]
-        query = SimpleStatement(
-            f"SELECT DISTINCT {column} FROM {table}",  # noqa: S608 (identifiers)
-            fetch_size=PAGE,
-        )
+        (column,) = TABLES[table].partition_key
+        query = SimpleStatement(queries.partition_keys(table), fetch_size=PAGE)
         for row in self.session.execute(query):
             yield row[column]

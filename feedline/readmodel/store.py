@@ -1,5 +1,7 @@
 """Query the Cassandra read model for the web workers: lazy session, prepared reads only.
 
+The reads are ``queries.web()``: derived from the table definitions, shared with verify.
+
 The session opens on first use (after gunicorn forks, never at import). A failed connect
 is remembered for ``cassandra_retry_s`` so a dead Cassandra answers 503 at once instead of
 costing a connect attempt per request; once connected, the driver reconnects by itself
@@ -19,37 +21,14 @@ from prometheus_client import Counter
 
 from feedline.cassandra import TRANSIENT, connect
 from feedline.errors import DependencyUnavailable
+from feedline.readmodel import queries
 from feedline.settings import CassandraSettings, ReadSettings
 
 logger = logging.getLogger(__name__)
 
 ERRORS = Counter("feedline_read_cassandra_errors", "Read-model queries that failed")
 
-_FEED = "SELECT created_at, shard_id, author_id FROM feed_by_user WHERE user_id = ?"
-_AUTHOR = "SELECT created_at, shard_id, author_id FROM shards_by_author WHERE author_id = ?"
-_COMMENTS = (
-    "SELECT created_at, comment_id, author_id, body FROM comments_by_shard WHERE shard_id = ?"
-)
-_FOLLOWERS = "SELECT follower_id, created_at FROM followers_by_user WHERE user_id = ?"
-_FOLLOWING = "SELECT followee_id, created_at FROM following_by_user WHERE user_id = ?"
-QUERIES = {
-    "feed": _FEED + " LIMIT ?",
-    "feed_after": _FEED + " AND (created_at, shard_id) < (?, ?) LIMIT ?",
-    "author": _AUTHOR + " LIMIT ?",
-    "author_after": _AUTHOR + " AND (created_at, shard_id) < (?, ?) LIMIT ?",
-    "comments": _COMMENTS + " LIMIT ?",
-    "comments_after": _COMMENTS + " AND (created_at, comment_id) > (?, ?) LIMIT ?",
-    "followers": _FOLLOWERS + " LIMIT ?",
-    "followers_after": _FOLLOWERS + " AND follower_id > ? LIMIT ?",
-    "following": _FOLLOWING + " LIMIT ?",
-    "following_after": _FOLLOWING + " AND followee_id > ? LIMIT ?",
-    # Hydration: one multi-partition query per kind and page (the coordinator fans out):
-    # a third of the cost of one query per object, most of which is the driver's Python.
-    "shard": "SELECT shard_id, author_id, body, like_count, comment_count, created_at "
-    "FROM shards_by_id WHERE shard_id IN ?",
-    "user": "SELECT user_id, handle, follower_count, following_count, shard_count, created_at "
-    "FROM users_by_id WHERE user_id IN ?",
-}
+QUERIES = queries.web()
 
 
 class ReadStore:
