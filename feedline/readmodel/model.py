@@ -13,6 +13,12 @@ strategies and fan-out): ``feed(user)`` and ``user_shards(author)`` hold windows
 positions, ``comments(shard)`` a window of whole comments, ``followers``/``following`` a
 window of (user id, followed at); ``shard(id)``/``user(id)`` the hydrated objects. A shard
 that is gone from shards_by_id hydrates to a negative entry and its items are dropped.
+
+The formats are ``formats``'s and the CQL ``queries``'s; this class is where a page is
+put together, so a merge at read time (rows that come from elsewhere than the owner's own
+partition) belongs in ``ReadModel.page``. Failures are plain errors the caller maps: a
+bad cursor is ``BadCursor``, an empty list of an owner that does not exist ``NotFound``,
+Cassandra down ``DependencyUnavailable`` (Redis down is not an error: reads go on without).
 """
 
 from __future__ import annotations

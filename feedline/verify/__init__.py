@@ -2,7 +2,9 @@
 
 ``model`` says what a difference is and how two partitions are compared (pure);
 ``source`` computes what each read-model partition should hold from one consistent
-PostgreSQL snapshot; ``readmodel`` reads what Cassandra holds; ``cache`` checks Redis;
+PostgreSQL snapshot; ``feedline.readmodel.partitions`` reads what Cassandra holds (the
+read model's own CQL, ``feedline.readmodel.queries``); ``cache`` checks Redis with the
+read model's own formats;
 ``runner`` ties them together for scoped and whole-database runs. ``feedline rebuild``
 (:mod:`feedline.rebuild`) reuses the same expectation to repair what differs.
 """
