@@ -14,6 +14,12 @@ Cassandra session; the convergence tests (tests/unit/strategies/lww.py) run thes
 programs against a model of Cassandra, one read or write at a time, interleaved with other
 writers. So the code that is proven to converge is the code that runs.
 
+Big expansions are done in steps (issue 16, no head-of-line blocking): a program returns
+at most ``chunk`` followers' or rows' writes, and ``Writes.more`` makes the program of the
+next step. Fan-out and purge read followers a page at a time by clustering position
+(``follower_id > last``); a backfill or an unbackfill reads its one slice and writes it a
+chunk per step. The writer runs one step of a big event between other events' work.
+
 Every feed row a follow puts in a feed has an index row in ``feed_by_user_author``
 (written and deleted with it, same batch, same timestamp): an unfollow reads the
 (follower, author) slice there instead of scanning the feed, and a shard delete reads one
@@ -46,6 +52,8 @@ from feedline.strategies.common import mutation
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 READ_CHUNK = 5000  # reads bound and in flight per step of one program round
+CHUNK = PipelineSettings.expansion_chunk  # followers or feed rows per step, by default
+BEFORE_ALL = -(2**63)  # below every follower id: the first page starts after it
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class Writes:
     mutations: list[Mutation]
     keys: set[str]
     recheck: Callable[[], Program[list[Mutation]]] | None = None
+    # The next step of the same expansion, run once these writes and their recheck are done.
+    more: Callable[[], Program[Writes]] | None = None
 
 
 # -- the backfill window ---------------------------------------------------------------
@@ -100,22 +110,30 @@ def in_window(shard_created: datetime, followed_at: datetime | None, window_ms: 
 # -- the programs ----------------------------------------------------------------------
 
 
-def program(expansion: Expansion, window_ms: int) -> Program[Writes]:
-    """Return the program that expands ``expansion`` into writes."""
+def program(expansion: Expansion, window_ms: int, chunk: int = CHUNK) -> Program[Writes]:
+    """Return the program of the first step of ``expansion`` (``Writes.more`` the rest)."""
     if isinstance(expansion, FanOutShard):
-        return fan_out(expansion, window_ms)
+        return fan_out(expansion, window_ms, chunk)
     if isinstance(expansion, Backfill):
-        return backfill(expansion, window_ms)
+        return backfill(expansion, window_ms, chunk)
     if isinstance(expansion, Unbackfill):
-        return unbackfill(expansion)
+        return unbackfill(expansion, chunk)
     if isinstance(expansion, PurgeShard):
-        return purge(expansion, window_ms)
+        return purge(expansion, window_ms, chunk)
     raise TypeError(f"unknown expansion {expansion!r}")
 
 
-def fan_out(e: FanOutShard, window_ms: int) -> Program[Writes]:
-    """Put a new shard in each follower's feed whose window holds it, at that edge's LSN."""
-    [followers] = yield [Read(st.SELECT_FOLLOWERS, (e.author_id,))]
+def fan_out(
+    e: FanOutShard, window_ms: int, chunk: int = CHUNK, after: int = BEFORE_ALL
+) -> Program[Writes]:
+    """Put a new shard in each follower's feed whose window holds it, at that edge's LSN.
+
+    One step is one page of followers after ``after``: it is written, then re-validated
+    (the page's id range read again), before the next page is read. Each cell's order of
+    events (shard written, edge read, row written, row re-validated) is as in one big step.
+    """
+    [followers] = yield [Read(st.SELECT_FOLLOWERS_PAGE, (e.author_id, after, chunk))]
+    more = next_page(followers, chunk, lambda last: fan_out(e, window_ms, chunk, last))
     written = {
         r.follower_id: (r.edge_lsn if r.edge_lsn is not None else e.lsn)
         for r in followers
@@ -127,10 +145,14 @@ def fan_out(e: FanOutShard, window_ms: int) -> Program[Writes]:
         for m in feed_insert(f, e.author_id, e.created_at, e.shard_id, ts)
     ]
 
+    if not written:
+        return Writes([], set(), None, more)
+    first, last = min(written), max(written)
+
     def recheck() -> Program[list[Mutation]]:
         [shard, now] = yield [
             Read(st.SELECT_AUTHOR_SHARD, (e.author_id, e.created_at, e.shard_id)),
-            Read(st.SELECT_FOLLOWERS, (e.author_id,)),
+            Read(st.SELECT_FOLLOWERS_BETWEEN, (e.author_id, first, last)),
         ]
         if not shard:
             return [
@@ -146,15 +168,49 @@ def fan_out(e: FanOutShard, window_ms: int) -> Program[Writes]:
             for m in feed_delete(f, e.author_id, e.created_at, e.shard_id, ts)
         ]
 
-    return Writes(mutations, {cache_keys.feed(f) for f in written}, recheck)
+    return Writes(mutations, {cache_keys.feed(f) for f in written}, recheck, more)
 
 
-def backfill(e: Backfill, window_ms: int) -> Program[Writes]:
+def next_page(
+    rows: Rows, chunk: int, make: Callable[[int], Program[Writes]]
+) -> Callable[[], Program[Writes]] | None:
+    """Return the factory of the next page's program, or None after a short (last) page."""
+    if len(rows) < chunk:
+        return None
+    last = rows[-1].follower_id
+    return lambda: make(last)
+
+
+def in_steps(
+    mutations: list[Mutation],
+    keys: set[str],
+    size: int,
+    recheck: Callable[[], Program[list[Mutation]]] | None = None,
+) -> Writes:
+    """Return the first ``size`` mutations as one step, the rest as further steps, in order;
+    the re-validation goes with the last step, so it runs after every write is done."""
+    if len(mutations) <= size:
+        return Writes(mutations, keys, recheck)
+    rest = mutations[size:]
+    return Writes(
+        mutations[:size], keys, None, lambda: no_reads(in_steps(rest, keys, size, recheck))
+    )
+
+
+def no_reads(writes: Writes) -> Program[Writes]:
+    """Return a program that reads nothing and returns ``writes`` (a step of a slice)."""
+    return writes
+    yield  # a generator, like every program
+
+
+def backfill(e: Backfill, window_ms: int, chunk: int = CHUNK) -> Program[Writes]:
     """Make the follower's feed hold exactly the followee's shards in the follow's window.
 
     Writes the window's shards at the follow's LSN, and deletes at that LSN whatever the
     index holds of the pair below the window (rows of an older edge, or written before
-    windows existed): a newer edge event's writes are above it and win.
+    windows existed): a newer edge event's writes are above it and win. The slices are read
+    once; the writes go ``chunk`` feed rows (a row and its index row) per step, and the
+    re-validation after the last.
     """
     f, a, ts = e.follower_id, e.followee_id, e.lsn
     since = window_start(e.created_at, window_ms)
@@ -186,33 +242,49 @@ def backfill(e: Backfill, window_ms: int) -> Program[Writes]:
             for m in feed_delete(f, a, c, s, ts)
         ]
 
-    return Writes(mutations, {cache_keys.feed(f)}, recheck)
+    return in_steps(mutations, {cache_keys.feed(f)}, 2 * chunk, recheck)
 
 
-def unbackfill(e: Unbackfill) -> Program[Writes]:
+def unbackfill(e: Unbackfill, chunk: int = CHUNK) -> Program[Writes]:
     """Delete what the follower's feed holds from the followee, at the unfollow's LSN.
 
     Reading the index (what IS in the feed, not shards_by_author) also finds a shard whose
     delete raced this unfollow; rows written after this read are cleaned up by their
     writer's recheck, which finds the edge gone. The index slice goes with one range
-    tombstone; nothing is written when the feed holds nothing of the followee.
+    tombstone; nothing is written when the feed holds nothing of the followee. The feed
+    rows go ``chunk`` per step and the index tombstone alone in the last step, after them
+    all: a crash in between leaves the index whole, so the re-sent event finds every row.
     """
     f, a = e.follower_id, e.followee_id
     [rows] = yield [Read(st.SELECT_FEED_INDEX, (f, a))]
-    mutations = [mutation(st.DELETE_FEED_ITEM, (f, r.created_at, r.shard_id), e.lsn) for r in rows]
-    if rows:
-        mutations.append(mutation(st.DELETE_FEED_INDEX_AUTHOR, (f, a), e.lsn))
-    return Writes(mutations, {cache_keys.feed(f)})
+    if not rows:
+        return Writes([], {cache_keys.feed(f)})
+    keys = {cache_keys.feed(f)}
+    last = Writes([mutation(st.DELETE_FEED_INDEX_AUTHOR, (f, a), e.lsn)], keys)
+
+    def step(left: list[Any]) -> Writes:
+        if not left:
+            return last
+        deletes = [
+            mutation(st.DELETE_FEED_ITEM, (f, r.created_at, r.shard_id), e.lsn)
+            for r in left[:chunk]
+        ]
+        return Writes(deletes, keys, None, lambda: no_reads(step(left[chunk:])))
+
+    return step(rows)
 
 
-def purge(e: PurgeShard, window_ms: int) -> Program[Writes]:
+def purge(
+    e: PurgeShard, window_ms: int, chunk: int = CHUNK, after: int = BEFORE_ALL
+) -> Program[Writes]:
     """Delete a deleted shard, for good, from the feeds that hold it (and only those).
 
     Followers whose window does not hold the shard cannot have its row once their
     writers' rechecks are done, and a recheck that runs after this read finds the shard
-    gone and deletes at TERMINAL itself.
+    gone and deletes at TERMINAL itself. One step is one page of followers after ``after``.
     """
-    [followers] = yield [Read(st.SELECT_FOLLOWERS, (e.author_id,))]
+    [followers] = yield [Read(st.SELECT_FOLLOWERS_PAGE, (e.author_id, after, chunk))]
+    more = next_page(followers, chunk, lambda last: purge(e, window_ms, chunk, last))
     candidates = [
         r.follower_id for r in followers if in_window(e.created_at, r.created_at, window_ms)
     ]
@@ -225,7 +297,7 @@ def purge(e: PurgeShard, window_ms: int) -> Program[Writes]:
     mutations = [
         m for f in holders for m in feed_delete(f, e.author_id, e.created_at, e.shard_id, TERMINAL)
     ]
-    return Writes(mutations, {cache_keys.feed(f) for f in holders})
+    return Writes(mutations, {cache_keys.feed(f) for f in holders}, None, more)
 
 
 def feed_insert(
@@ -272,11 +344,14 @@ class Expanded:
     rows whose edge or shard vanished meanwhile: a concurrent unfollow or shard delete
     may have read the feed before our write landed, so the writer of a row cleans it up.
     Each call runs the re-validation afresh (the writer retries it on transient errors).
+    ``more``, if set, expands the next step (runs its reads); call it only once these
+    writes and their re-validation are done. Each call starts that step afresh.
     """
 
     mutations: list[Mutation]
     keys: set[str]
     recheck: Callable[[], list[Mutation]] = field(default=lambda: [])
+    more: Callable[[], Expanded] | None = None
 
 
 class Expander:
@@ -287,13 +362,19 @@ class Expander:
         self._prepared = prepared
         self._window_ms = pipeline.backfill_window_s * 1000
         self._concurrency = max(1, pipeline.read_concurrency)
+        self._chunk = max(1, pipeline.expansion_chunk)
 
     def expand(self, expansion: Expansion) -> Expanded:
-        writes = self.run(program(expansion, self._window_ms))
-        make = writes.recheck
+        """Expand the first step of ``expansion``; ``more`` of the result the next one."""
+        return self.step(program(expansion, self._window_ms, self._chunk))
+
+    def step(self, prog: Program[Writes]) -> Expanded:
+        writes = self.run(prog)
+        make, after = writes.recheck, writes.more
+        more = (lambda: self.step(after())) if after is not None else None
         if make is None:
-            return Expanded(writes.mutations, writes.keys)
-        return Expanded(writes.mutations, writes.keys, lambda: self.run(make()))
+            return Expanded(writes.mutations, writes.keys, more=more)
+        return Expanded(writes.mutations, writes.keys, lambda: self.run(make()), more)
 
     def run(self, prog: Program[T]) -> T:
         """Run ``prog`` to its end, answering each round of reads; return its result."""

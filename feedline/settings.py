@@ -183,6 +183,9 @@ class PipelineSettings:
     batch_max_size: int = 200
     write_concurrency: int = 64
     read_concurrency: int = 16  # a writer's fan-out reads in flight at once
+    # A big expansion (fan-out, purge, backfill, unbackfill) goes this many followers or
+    # feed rows per step, between other events' work (no head-of-line blocking).
+    expansion_chunk: int = 500
     commit_interval_s: float = 1.0
     # Bound on draining a partition's in-flight events on a revoke or a graceful stop; the
     # process's stop bound is derived from it (feedline.pipeline.main.stop_bounds).
@@ -406,6 +409,7 @@ def load() -> Settings:
             batch_max_size=_int("FEEDLINE_BATCH_MAX_SIZE", 200),
             write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
             read_concurrency=_int("FEEDLINE_READ_CONCURRENCY", 16),
+            expansion_chunk=_int("FEEDLINE_EXPANSION_CHUNK", 500),
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
             drain_timeout_s=_float("FEEDLINE_DRAIN_TIMEOUT_S", 20.0),
             retry_backoff_max_s=_float("FEEDLINE_RETRY_BACKOFF_MAX_S", 30.0),

@@ -189,7 +189,8 @@ DELETE_COMMENT = "delete_comment"
 UPSERT_LIKE = "upsert_like"
 DELETE_LIKE = "delete_like"
 
-SELECT_FOLLOWERS = "select_followers"
+SELECT_FOLLOWERS_PAGE = "select_followers_page"
+SELECT_FOLLOWERS_BETWEEN = "select_followers_between"
 SELECT_AUTHOR_SHARDS_SINCE = "select_author_shards_since"
 SELECT_AUTHOR_SHARD = "select_author_shard"
 SELECT_FEED_INDEX = "select_feed_index"
@@ -221,13 +222,23 @@ _ALL: tuple[Statement, ...] = (
     _delete(DELETE_COMMENT, "comments_by_shard"),
     _insert(UPSERT_LIKE, "likes_by_shard"),
     _delete(DELETE_LIKE, "likes_by_shard"),
-    # FanOutShard, PurgeShard: every follower of an author, when each edge was created
-    # (the backfill window) and the LSN of its newest follow (paged).
+    # FanOutShard, PurgeShard: the next page of an author's followers after a clustering
+    # position, when each edge was created (the backfill window) and the LSN of its newest
+    # follow; a big fan-out goes a page per step (fanout.py, issue 16).
     _select(
-        SELECT_FOLLOWERS,
+        SELECT_FOLLOWERS_PAGE,
         "followers_by_user",
-        ("user_id",),
-        "SELECT follower_id, created_at, edge_lsn FROM followers_by_user WHERE user_id = ?",
+        ("user_id", "after", "limit"),
+        "SELECT follower_id, created_at, edge_lsn FROM followers_by_user "
+        "WHERE user_id = ? AND follower_id > ? LIMIT ?",
+    ),
+    # Re-validation of one page of a fan-out: the author's followers in the page's id range.
+    _select(
+        SELECT_FOLLOWERS_BETWEEN,
+        "followers_by_user",
+        ("user_id", "first", "last"),
+        "SELECT follower_id, created_at, edge_lsn FROM followers_by_user "
+        "WHERE user_id = ? AND follower_id >= ? AND follower_id <= ?",
     ),
     # Backfill: every shard of an author in a follow's window, newest first (paged).
     _select(

@@ -11,6 +11,15 @@ strategies/base.py). The expansions' reads (and their re-checks) run side by sid
 small thread pool. Each step runs all events together; a step that fails is redone
 event by event, to find whose failure it was.
 
+A big expansion (a fan-out to many followers, a purge, a large backfill or unbackfill)
+comes in steps of at most ``expansion_chunk`` followers or rows (feedline/fanout.py). A
+flush runs only the first step of each new event's expansions; an event with steps left
+is *running*: the writer queues a Flush to itself, so whatever arrived meanwhile is
+written first, and each later flush does the new events, hands them on, then does one
+more step of every running event. So an ordinary event waits for at most one step of a
+big one, never for all of it. A running event is acknowledged only after its last step;
+if a step fails, the event is retried from its start (every write is idempotent).
+
 What a failure means (nothing here is ever dead-lettered: only an event that cannot be
 decoded or planned is poison, and that is the Adapter's call):
 
@@ -35,6 +44,7 @@ included, are done.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -64,6 +74,7 @@ PARKED_SHOWN = 20  # parked events named in health (all of them are counted)
 T = TypeVar("T")
 R = TypeVar("R")
 EventId = tuple[str, int, int]  # topic, partition, offset
+Step = Callable[[], Any]  # expands one step of an expansion: a fanout.Expanded
 
 
 @dataclass
@@ -76,6 +87,15 @@ class _Failing:
     due: float = 0.0
     error: str = ""
     parked: bool = False
+
+
+@dataclass
+class _Running:
+    """An event with expansion steps left: acknowledged only once none is left."""
+
+    work: Work  # the latest copy, as for _Failing
+    steps: list[Step]
+    since: float
 
 
 class CassandraWriter(SupervisedActor):
@@ -102,6 +122,7 @@ class CassandraWriter(SupervisedActor):
         self._expander: Expander | None = None
         self._batch: list[Work] = []
         self._failing: dict[EventId, _Failing] = {}
+        self._running: dict[EventId, _Running] = {}
         self._processed = 0
         self._last_error: str | None = None
         self._flush_queued = False
@@ -189,7 +210,10 @@ class CassandraWriter(SupervisedActor):
         parked = [f for f in self._failing.values() if f.parked]
         return {
             "messages_processed": self._processed,
-            "in_flight": len(self._batch) + self.actor_inbox.qsize() + len(self._failing),
+            "in_flight": len(self._batch)
+            + self.actor_inbox.qsize()
+            + len(self._failing.keys() | self._running.keys()),
+            "expanding": len(self._running),
             "last_write_error": self._last_error,
             "retrying": len(self._failing) - len(parked),
             "parked_events": len(parked),
@@ -202,48 +226,80 @@ class CassandraWriter(SupervisedActor):
     # -- flushing --------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Write the batch and the failed events now due; hand on keys and acknowledgements."""
-        items = self._take()
-        if items:
-            started = time.monotonic()
-            keys: set[str] = set()
-            done: list[Work] = []
-            failed: dict[EventId, str] = {}
-            try:
-                self._retry_transient(self._connect, "connect")
-                failed = self._retry_transient(lambda: self._write(items, keys), "write")
-                done = [w for w in items if _id(w) not in failed]
-            finally:
-                # Also when we crash: whatever was attempted may have landed.
-                self._hand_on(done, keys)
-            self._settle(items, failed)
-            self._metrics.batch_size.observe(len(items))
-            self._metrics.write_latency.observe(time.monotonic() - started)
-            self._processed += len(done)
+        """Write the new events and the failed ones now due, then one more step of each
+        running event; hand on keys and acknowledgements after each of the two."""
+        running = list(self._running.values())
+        self._pass(self._take(), [])
+        # Those that finished, failed or moved away meanwhile are no longer running.
+        self._pass([], [r for r in running if self._running.get(_id(r.work)) is r])
+        if self._running and not self._flush_queued:
+            # Behind whatever arrived meanwhile: that is written before the next step.
+            self._flush_queued = True
+            self.actor_ref.tell(Flush())
         self._wake_for_retries()
+
+    def _pass(self, items: list[Work], running: list[_Running]) -> None:
+        """Write ``items`` (first steps) and the next step of ``running``; hand them on."""
+        works = [*items, *(r.work for r in running)]
+        if not works:
+            return
+        started = time.monotonic()
+        keys: set[str] = set()
+        done: list[Work] = []
+        failed: dict[EventId, str] = {}
+        more: dict[EventId, list[Step]] = {}
+        try:
+            self._retry_transient(self._connect, "connect")
+            failed, more = self._retry_transient(lambda: self._write(items, running, keys), "write")
+            done = [w for w in works if _id(w) not in failed and _id(w) not in more]
+        finally:
+            # Also when we crash: whatever was attempted may have landed.
+            self._hand_on(done, keys)
+        now = time.monotonic()
+        for w in works:
+            steps = more.get(_id(w))
+            if steps and _id(w) not in failed:
+                was = self._running.get(_id(w))
+                self._running[_id(w)] = _Running(w, steps, was.since if was else now)
+            else:
+                self._running.pop(_id(w), None)
+        self._settle(works, failed)
+        self._metrics.batch_size.observe(len(works))
+        self._metrics.write_latency.observe(now - started)
+        self._processed += len(done)
 
     def _take(self) -> list[Work]:
         """Return the new events plus the failed ones whose next attempt is due."""
         fresh: dict[EventId, Work] = {}
         for w in self._batch:
             waiting = self._failing.get(_id(w))
+            running = self._running.get(_id(w))
+            if running is not None:
+                running.work = w  # a re-sent copy of a running event: answer its owner
             if waiting is not None:
                 waiting.work = w  # a re-sent copy: keep the schedule, answer its owner
-            else:
+            elif running is None:
                 fresh[_id(w)] = w
         self._batch = []
+        for key, r in list(self._running.items()):
+            if not r.work.owner.is_alive():
+                del self._running[key]  # its new owner re-sends it, and it starts over
         now = time.monotonic()
         due = []
         for key, f in list(self._failing.items()):
             if not f.work.owner.is_alive():
                 # Its partition moved or its owner restarted: the new owner re-reads it.
                 del self._failing[key]
-            elif f.due <= now:
+            elif f.due <= now and key not in self._running:
                 due.append(f.work)
         return [*fresh.values(), *due]
 
-    def _write(self, items: list[Work], keys: set[str]) -> dict[EventId, str]:
-        """Apply the items' own mutations, then their expansions; return who failed, and why.
+    def _write(
+        self, items: list[Work], running: list[_Running], keys: set[str]
+    ) -> tuple[dict[EventId, str], dict[EventId, list[Step]]]:
+        """Apply the items' own mutations, then the first step of their expansions and the
+        next step of the running events; return who failed (and why), and the steps each
+        event has left.
 
         ``keys`` collects the cache keys of every write attempted. Raises
         DependencyUnavailable when the cluster itself is down (for the caller to wait out).
@@ -256,14 +312,24 @@ class CassandraWriter(SupervisedActor):
         for w in items:
             keys.update(w.plan.invalidations)
         self._apply_each([(w, list(w.plan.mutations)) for w in items], failed)
-        expanding = [(w, e) for w in items if _id(w) not in failed for e in w.plan.expansions]
-        expanded = self._run_each(expander.expand, expanding, failed)
+        steps: list[tuple[Work, Step]] = [
+            (w, functools.partial(expander.expand, e))
+            for w in items
+            if _id(w) not in failed
+            for e in w.plan.expansions
+        ]
+        steps += [(r.work, step) for r in running for step in r.steps]
+        expanded = self._run_each(lambda step: step(), steps, failed)
         keys.update(k for _, x in expanded for k in x.keys)
         self._apply_each([(w, x.mutations) for w, x in expanded], failed)
         written = [(w, x) for w, x in expanded if _id(w) not in failed]
         undo = self._run_each(lambda x: x.recheck(), written, failed)
         self._apply_each(undo, failed)
-        return failed
+        more: dict[EventId, list[Step]] = {}
+        for w, x in written:
+            if x.more is not None and _id(w) not in failed:
+                more.setdefault(_id(w), []).append(x.more)
+        return failed, more
 
     def _apply_each(self, groups: list[tuple[Work, list[Mutation]]], failed: dict) -> None:
         """Write every event's mutations together; on failure, each event's on its own."""
@@ -355,6 +421,8 @@ class CassandraWriter(SupervisedActor):
         pipeline = self._pipeline
         for w in items:
             error = failed.get(_id(w))
+            if error is None and _id(w) in self._running:
+                continue  # not through yet: a failure of a later step still counts here
             if error is None:
                 was = self._failing.pop(_id(w), None)
                 if was is not None and was.parked:
@@ -391,10 +459,11 @@ class CassandraWriter(SupervisedActor):
         """Publish the parked count; make sure a Flush comes when the next retry is due."""
         parked = sum(1 for f in self._failing.values() if f.parked)
         self._metrics.parked.labels(self._name).set(parked)
-        if not self._failing:
+        waiting = [f.due for key, f in self._failing.items() if key not in self._running]
+        if not waiting:
             return
         now = time.monotonic()
-        due = min(f.due for f in self._failing.values())
+        due = min(waiting)
         if now < self._wake_at <= due:
             return  # a wake-up at or before then is already set
         if self._timer is not None:

@@ -116,6 +116,7 @@ class FakeExpanded:
     mutations: list[Mutation]
     keys: set[str]
     recheck: Callable[[], list[Mutation]] = lambda: []
+    more: Callable[[], Any] | None = None  # one step: every expansion here is small
 
 
 class FakeExpander:

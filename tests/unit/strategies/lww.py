@@ -106,11 +106,16 @@ class Store:
         params = dict(zip(query.binds, read.params, strict=True))
         spec = st.TABLES[query.table]
         out = []
-        for pk, regular in sorted(self.rows(query.table).items(), key=lambda kv: repr(kv[0])):
+        # Clustering order (ascending keys here), which a LIMIT depends on.
+        for pk, regular in sorted(self.rows(query.table).items(), key=lambda kv: _order_pk(kv[0])):
             row = {**dict(zip(spec.primary_key, pk, strict=True)), **regular}
             if all(_OPS[op](row.get(col), params[bind]) for col, op, bind in query.where):
                 out.append(SimpleNamespace(**{c: row.get(c) for c in query.columns}))
-        return out
+        return out if query.limit is None else out[: params[query.limit]]
+
+
+def _order_pk(pk: Key) -> tuple[Any, ...]:
+    return tuple((type(v).__name__, v if isinstance(v, int) else repr(v)) for v in pk)
 
 
 def _order(value: Any) -> tuple[str, str]:
@@ -124,7 +129,9 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "<=": lambda a, b: a is not None and a <= b,
     "<": lambda a, b: a is not None and a < b,
 }
-_SELECT = re.compile(r"^SELECT (?P<cols>.+?) FROM (?P<table>\w+) WHERE (?P<where>.+?)$")
+_SELECT = re.compile(
+    r"^SELECT (?P<cols>.+?) FROM (?P<table>\w+) WHERE (?P<where>.+?)(?P<limit> LIMIT \?)?$"
+)
 _COND = re.compile(r"^(\w+) (=|>=|>|<=|<) \?$")
 
 
@@ -134,20 +141,24 @@ class Query:
     columns: tuple[str, ...]
     where: tuple[tuple[str, str, str], ...]  # (column, operator, bind name)
     binds: tuple[str, ...]
+    limit: str | None = None  # the bind name of ``LIMIT ?``
 
 
 def _parse(name: str) -> Query:
-    """Parse a registry SELECT: ``SELECT cols FROM t WHERE c op ? AND ...`` and no more."""
+    """Parse a registry SELECT: ``SELECT cols FROM t WHERE c op ? AND ... [LIMIT ?]``."""
     stmt = st.get(name)
     found = _SELECT.match(stmt.cql)
     assert found, f"{name}: the fake reads only plain SELECT ... WHERE ...: {stmt.cql}"
+    binds, limit = stmt.binds, None
+    if found["limit"]:
+        binds, limit = stmt.binds[:-1], stmt.binds[-1]
     where = []
-    for cond, bind in zip(found["where"].split(" AND "), stmt.binds, strict=True):
+    for cond, bind in zip(found["where"].split(" AND "), binds, strict=True):
         parsed = _COND.match(cond)
         assert parsed, f"{name}: unsupported condition {cond!r}"
         where.append((parsed[1], parsed[2], bind))
     columns = tuple(c.strip() for c in found["cols"].split(","))
-    return Query(found["table"], columns, tuple(where), stmt.binds)
+    return Query(found["table"], columns, tuple(where), stmt.binds, limit)
 
 
 Programs = dict[type, Callable[[Any, int], fanout.Program]]
@@ -161,12 +172,14 @@ def steps(
     revalidate: bool = True,
     programs: Programs | None = None,
     shuffle: Shuffle | None = None,
+    chunk: int = fanout.CHUNK,
 ):
     """Yield after each atomic step of executing ``plan`` (one write, or one read).
 
     The plan's own mutations come first, then each expansion's program runs: each read of
     a round is a step, then its writes (in ``shuffle``'s order: the writer sends them
-    concurrently), then its re-validation the same way.
+    concurrently), then its re-validation the same way; then the expansion's next step
+    (``Writes.more``, ``chunk`` followers or rows each), as the writer does.
     """
     order = shuffle or list
     for m in order(list(plan.mutations)):
@@ -174,16 +187,18 @@ def steps(
         yield
     for x in plan.expansions:
         make = (programs or {}).get(type(x))
-        prog = make(x, window_ms) if make else fanout.program(x, window_ms)
-        writes = yield from run(store, prog)
-        for m in order(list(writes.mutations)):
-            store.apply(m)
-            yield
-        if revalidate and writes.recheck is not None:
-            undo = yield from run(store, writes.recheck())
-            for m in order(list(undo)):
+        prog = make(x, window_ms) if make else fanout.program(x, window_ms, chunk)
+        while prog is not None:
+            writes = yield from run(store, prog)
+            for m in order(list(writes.mutations)):
                 store.apply(m)
                 yield
+            if revalidate and writes.recheck is not None:
+                undo = yield from run(store, writes.recheck())
+                for m in order(list(undo)):
+                    store.apply(m)
+                    yield
+            prog = writes.more() if writes.more is not None else None
 
 
 def run(store: Store, prog: fanout.Program):

@@ -259,6 +259,24 @@ def test_concurrent_writers_converge_with_revalidation(case, rnd):
     assert mixed.visible() == once.visible()
 
 
+@settings(max_examples=300, deadline=None)
+@given(deliveries(max_actions=15), hs.randoms(use_true_random=False))
+def test_concurrent_writers_converge_when_expansions_go_one_follower_or_row_per_step(case, rnd):
+    """Big expansions go in steps between other events (issue 16): with a step of one
+    follower or feed row, every page read, write and recheck interleaves with the rest."""
+    src, delivered = case
+    once = apply_all(Store(), plans(in_lsn_order(src)), **W)
+    mixed = apply_concurrently(
+        Store(),
+        plans(delivered),
+        rnd.randrange,
+        shuffle=lambda ms: rnd.sample(ms, len(ms)),
+        chunk=1,
+        **W,
+    )
+    assert mixed.visible() == once.visible()
+
+
 def naive_unbackfill(x: Unbackfill, window_ms: int) -> fanout.Program:
     """Unbackfill by the followee's live shards (what the feed should hold), not the index."""
     del window_ms

@@ -24,7 +24,10 @@ NAIVE_T0 = T0.astimezone(UTC).replace(tzinfo=None)  # what the driver returns fo
 
 def step(prog, *answers):
     """Run ``prog``, answering its rounds with ``answers``; return (rounds, result)."""
-    rounds = [next(prog)]
+    try:
+        rounds = [next(prog)]
+    except StopIteration as done:  # a step that reads nothing
+        return [], done.value
     try:
         for rows in answers:
             rounds.append(prog.send(rows))
@@ -62,7 +65,8 @@ def test_fan_out_writes_feed_and_index_rows_at_each_in_window_edge_lsn():
             ]
         ],
     )
-    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS, (1,))]]
+    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS_PAGE, (1, fanout.BEFORE_ALL, fanout.CHUNK))]]
+    assert out.more is None  # a short page is the last
     assert writes(out.mutations) == [
         (st.INSERT_FEED_ITEM, (f, T0, 10, 1), ts) if kind == "feed"
         else (st.INSERT_FEED_INDEX, (f, 1, T0, 10), ts)
@@ -80,7 +84,7 @@ def test_fan_out_recheck_undoes_rows_whose_edge_went_or_whose_window_moved():
     assert rounds == [
         [
             fanout.Read(st.SELECT_AUTHOR_SHARD, (1, T0, 10)),
-            fanout.Read(st.SELECT_FOLLOWERS, (1,)),
+            fanout.Read(st.SELECT_FOLLOWERS_BETWEEN, (1, 2, 3)),
         ]
     ]
     assert writes(undo) == [
@@ -131,9 +135,12 @@ def test_unbackfill_deletes_what_the_index_holds_and_nothing_when_it_holds_nothi
     assert writes(out.mutations) == [
         (st.DELETE_FEED_ITEM, (2, NAIVE_T0, 11), 700),
         (st.DELETE_FEED_ITEM, (2, NAIVE_T0 - DAY, 9), 700),
-        (st.DELETE_FEED_INDEX_AUTHOR, (2, 1), 700),  # one range tombstone for the slice
     ]
     assert out.keys == {"fl:feed:2"} and out.recheck is None
+    # one range tombstone for the slice, in a step of its own after every feed row
+    last = step(out.more())[1]
+    assert writes(last.mutations) == [(st.DELETE_FEED_INDEX_AUTHOR, (2, 1), 700)]
+    assert last.more is None
     assert step(fanout.unbackfill(e), [[]])[1].mutations == []
 
 
@@ -146,7 +153,7 @@ def test_purge_reads_in_window_followers_and_deletes_only_rows_that_exist():
     ]
     rounds, out = step(fanout.purge(e, WINDOW_MS), [followers], [[Row(shard_id=10)], []])
     assert rounds == [
-        [fanout.Read(st.SELECT_FOLLOWERS, (1,))],
+        [fanout.Read(st.SELECT_FOLLOWERS_PAGE, (1, fanout.BEFORE_ALL, fanout.CHUNK))],
         [
             fanout.Read(st.SELECT_FEED_INDEX_ITEM, (2, 1, T0, 10)),
             fanout.Read(st.SELECT_FEED_INDEX_ITEM, (3, 1, T0, 10)),
@@ -192,13 +199,54 @@ def test_expander_runs_programs_and_its_recheck_afresh_each_call(lsn):
     """The writer retries a recheck after a transient error: each call starts over."""
     session = FakeSession(
         {
-            st.SELECT_FOLLOWERS: [follower(2, NAIVE_T0, lsn)],
+            st.SELECT_FOLLOWERS_PAGE: [follower(2, NAIVE_T0, lsn)],
             st.SELECT_FEED_INDEX: [Row(created_at=NAIVE_T0, shard_id=10)],
         }
     )
-    settings = Row(backfill_window_s=7 * 24 * 3600, read_concurrency=4)
+    settings = Row(backfill_window_s=7 * 24 * 3600, read_concurrency=4, expansion_chunk=500)
     expander = fanout.Expander(session, fanout.PreparedStatements(session), settings)
     out = expander.expand(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900))
     assert {m.timestamp for m in out.mutations} == {lsn or 900}
     unfollow = expander.expand(Unbackfill(follower_id=2, followee_id=1, lsn=950))
-    assert len(unfollow.mutations) == 2 and unfollow.recheck() == []
+    assert len(unfollow.mutations) == 1 and unfollow.recheck() == []
+    assert unfollow.more is not None and len(unfollow.more().mutations) == 1  # the index
+
+
+def test_fan_out_goes_a_page_of_followers_per_step_and_rechecks_each_page_alone():
+    """A big fan-out is bounded steps (issue 16): each reads one page after the last one
+    seen, writes it, re-validates only its id range, and offers the next page."""
+    e = FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900)
+    rounds, first = step(
+        fanout.fan_out(e, WINDOW_MS, 2), [[follower(2, T0, 50), follower(5, T0, 60)]]
+    )
+    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS_PAGE, (1, fanout.BEFORE_ALL, 2))]]
+    assert len(first.mutations) == 4 and first.more is not None
+    check, _ = step(first.recheck(), [[Row(shard_id=10)], []])
+    assert check[0][1] == fanout.Read(st.SELECT_FOLLOWERS_BETWEEN, (1, 2, 5))
+    rounds, second = step(first.more(), [[follower(7, T0, 70)]])
+    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS_PAGE, (1, 5, 2))]]
+    assert {m.params[0] for m in second.mutations} == {7} and second.more is None
+
+
+def test_purge_goes_a_page_of_followers_per_step():
+    e = PurgeShard(author_id=1, shard_id=10, created_at=T0)
+    page = [follower(2, NAIVE_T0 - DAY, 50), follower(3, NAIVE_T0 - DAY, 60)]
+    _, first = step(fanout.purge(e, WINDOW_MS, 2), [page], [[Row(shard_id=10)], []])
+    assert first.more is not None
+    rounds, last = step(first.more(), [[]])
+    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS_PAGE, (1, 3, 2))]]
+    assert last.mutations == [] and last.more is None
+
+
+def test_backfill_writes_a_chunk_of_rows_per_step_and_rechecks_after_the_last():
+    e = Backfill(follower_id=2, followee_id=1, lsn=500, created_at=T0)
+    shards = [Row(created_at=NAIVE_T0, shard_id=s) for s in (11, 12, 13)]
+    _, out = step(fanout.backfill(e, WINDOW_MS, 2), [shards, []])
+    sizes, rechecks = [], []
+    while True:
+        sizes.append(len(out.mutations))
+        rechecks.append(out.recheck is not None)
+        if out.more is None:
+            break
+        out = step(out.more())[1]
+    assert sizes == [4, 2] and rechecks == [False, True]

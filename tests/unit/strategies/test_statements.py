@@ -131,6 +131,10 @@ def test_every_read_is_a_slice_of_one_partition_without_filtering(name):
     assert "ALLOW FILTERING" not in s.cql
     table = st.TABLES[s.table]
     conds = _restrictions(s)
+    if len(conds) >= 2 and conds[-1][0] == conds[-2][0]:
+        # the range column bounded on both sides: still one slice (a fan-out page's recheck)
+        assert {conds[-2][1][0], conds[-1][1][0]} == {">", "<"}, name
+        conds = conds[:-1]
     columns = [c for c, _ in conds]
     assert len(set(columns)) == len(columns), name
     assert columns[: len(table.partition_key)] == list(table.partition_key), name
