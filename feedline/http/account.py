@@ -1,22 +1,27 @@
-"""Delete the caller's account, keeping every count on other users' rows exact.
+"""Delete the caller's account; PostgreSQL's cascades and count triggers do the rest.
 
 PostgreSQL removes the user's rows: ``ON DELETE CASCADE`` takes the shards (with every
-comment and like on them), the user's comments on other shards, follow edges in both
-directions, tokens and password. A cascade does not touch counts, so one transaction
-first takes back what the user contributed to others: the following/follower counts of
-the users on the other end of each edge, and the like and comment counts of other
-users' shards. Every change, cascaded or not, is an ordinary row change with the whole
-row in the WAL (``REPLICA IDENTITY FULL``), so the pipeline removes the user from the
-read model with the same strategies as single unfollows, unlikes and shard deletes.
+comment and like on them), the user's comments and likes on other shards, follow edges
+in both directions, tokens and password. Each cascaded delete fires the count triggers
+(migration 0004) in this transaction, so the users on the other end of each edge lose a
+follower or a following, and other users' shards lose the user's likes and comments,
+exactly once per row deleted. A count row deleted earlier in the same cascade (this
+user, their shards) is not found by its trigger: it changes no count and emits no
+update. Every change, cascaded or not, is an ordinary row change with the whole row in
+the WAL (``REPLICA IDENTITY FULL``), so the pipeline removes the user from the read
+model with the same strategies as single unfollows, unlikes and shard deletes.
 
-Concurrency: the user row is locked ``FOR UPDATE`` first. That blocks new rows that
-refer to the user (their foreign-key check waits, then fails: such a request is a 409)
-and follows or unfollows of the user (they lock both users), so the edges and comments
-counted are the ones the cascade deletes. The caller's own likes are deleted explicitly
-with ``RETURNING``, because an unlike from another of the caller's devices locks only the
-shard: whichever delete gets the row decrements the count, never both. Two deletions
-that lock each other's rows deadlock; PostgreSQL aborts one and ``Database.run`` retries
-it once on a fresh transaction.
+Concurrency: first the user and every user whose counts the cascade changes (both ends
+of the follow edges, the authors of the shards the user liked or commented on) are
+locked ``FOR UPDATE`` in id order. The user's lock blocks new rows that refer to the user
+(their foreign-key check waits, then fails: such a request is a 409). The id order is
+the one the follow path and the count triggers use, so two deletions that touch each
+other's rows (two users who follow each other) queue instead of deadlocking. A writer
+that locks in another order (an author deleting a shard the user liked locks the shard,
+then its author) can still deadlock with a deletion; PostgreSQL aborts one and
+``Database.run`` retries it once on a fresh transaction. Counts stay exact either way:
+a trigger counts only the rows its statement deleted, so an unlike from another device
+racing the cascade decrements once, whichever gets the row.
 """
 
 from __future__ import annotations
@@ -27,27 +32,20 @@ from feedline.db import Cursor
 from feedline.http import auth, spec
 from feedline.http.deps import Deps
 
-LOCK_SQL = "SELECT 1 FROM users WHERE id = %(me)s FOR UPDATE"
-# The users on the other end of each edge lose one following / one follower.
-FOLLOWERS_SQL = """
-    UPDATE users SET following_count = GREATEST(following_count - 1, 0)
-    WHERE id IN (SELECT follower_id FROM followers WHERE followee_id = %(me)s)
-"""
-FOLLOWEES_SQL = """
-    UPDATE users SET follower_count = GREATEST(follower_count - 1, 0)
-    WHERE id IN (SELECT followee_id FROM followers WHERE follower_id = %(me)s)
-"""
-LIKES_SQL = """
-    WITH gone AS (DELETE FROM likes WHERE user_id = %(me)s RETURNING shard_id)
-    UPDATE shards s SET like_count = GREATEST(s.like_count - g.n, 0)
-    FROM (SELECT shard_id, count(*) AS n FROM gone GROUP BY shard_id) g
-    WHERE s.id = g.shard_id AND s.author_id <> %(me)s
-"""
-COMMENTS_SQL = """
-    UPDATE shards s SET comment_count = GREATEST(s.comment_count - c.n, 0)
-    FROM (SELECT shard_id, count(*) AS n FROM comments WHERE author_id = %(me)s
-          GROUP BY shard_id) c
-    WHERE s.id = c.shard_id AND s.author_id <> %(me)s
+# Lock the user and the users whose counts the cascade changes, in id order; true if the
+# user is still there.
+LOCK_SQL = """
+    SELECT coalesce(bool_or(id = %(me)s), false) FROM (
+        SELECT id FROM users WHERE id IN (
+            SELECT %(me)s
+            UNION ALL SELECT follower_id FROM followers WHERE followee_id = %(me)s
+            UNION ALL SELECT followee_id FROM followers WHERE follower_id = %(me)s
+            UNION ALL SELECT s.author_id FROM likes l JOIN shards s ON s.id = l.shard_id
+                      WHERE l.user_id = %(me)s
+            UNION ALL SELECT s.author_id FROM comments c JOIN shards s ON s.id = c.shard_id
+                      WHERE c.author_id = %(me)s)
+        ORDER BY id FOR UPDATE
+    ) locked
 """
 DELETE_SQL = "DELETE FROM users WHERE id = %(me)s"
 
@@ -77,11 +75,10 @@ class Account:
 
 
 def delete_account(cur: Cursor, user_id: int) -> bool:
-    """Delete ``user_id`` and fix others' counts, in the caller's transaction; False if gone."""
+    """Delete ``user_id`` in the caller's transaction (triggers fix the counts); False if gone."""
     me = {"me": user_id}
     cur.execute(LOCK_SQL, me)
-    if cur.fetchone() is None:
+    if not cur.fetchone()[0]:
         return False
-    for sql in (FOLLOWERS_SQL, FOLLOWEES_SQL, LIKES_SQL, COMMENTS_SQL, DELETE_SQL):
-        cur.execute(sql, me)
+    cur.execute(DELETE_SQL, me)
     return True

@@ -1,4 +1,4 @@
-"""Comment on shards, keeping the shard's comment_count in the same transaction."""
+"""Comment on shards; PostgreSQL's triggers keep the shard's comment_count (migration 0004)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from feedline.http.deps import Deps
 from feedline.http.shards import not_found
 from feedline.readmodel.formats import COMMENTS, iso
 
-# Counting first locks the shard row, so a concurrent delete either happens before (no
-# shard: 404) or after (the comment goes with it); one statement, one round trip.
+# Locking the shard's key first makes a concurrent delete happen either before (no shard:
+# 404) or after (the comment goes with it); one statement, one round trip.
 CREATE_SQL = """
-    WITH shard AS (
-        UPDATE shards SET comment_count = comment_count + 1 WHERE id = %(shard)s RETURNING id
-    )
+    WITH shard AS (SELECT id FROM shards WHERE id = %(shard)s FOR KEY SHARE)
     INSERT INTO comments (shard_id, author_id, body)
     SELECT id, %(author)s, %(body)s FROM shard
     RETURNING id, shard_id, author_id, body, created_at

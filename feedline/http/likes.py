@@ -1,4 +1,8 @@
-"""Like and unlike shards, keeping the shard's like_count in the same transaction."""
+"""Like and unlike shards; PostgreSQL's triggers keep the shard's like_count.
+
+The count changes (migration 0004), in this transaction, only for a row the statement
+really inserted or deleted, so a repeated like or unlike changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,8 @@ from feedline.http.shards import not_found
 
 # Lock the shard first: it must exist, and concurrent likes then count one at a time.
 LOCK_SQL = "SELECT 1 FROM shards WHERE id = %s FOR NO KEY UPDATE"
-LIKE_SQL = """
-    INSERT INTO likes (shard_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1
-"""
-UNLIKE_SQL = "DELETE FROM likes WHERE shard_id = %s AND user_id = %s RETURNING 1"
-COUNT_SQL = "UPDATE shards SET like_count = GREATEST(like_count + %s, 0) WHERE id = %s"
+LIKE_SQL = "INSERT INTO likes (shard_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+UNLIKE_SQL = "DELETE FROM likes WHERE shard_id = %s AND user_id = %s"
 
 
 def _operation(summary: str) -> dict:
@@ -36,24 +37,22 @@ class ShardLike:
         self._db = deps.db
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
-        self._change(shard_id, auth.caller(req), LIKE_SQL, +1)
+        self._change(shard_id, auth.caller(req), LIKE_SQL)
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
-        self._change(shard_id, auth.caller(req), UNLIKE_SQL, -1)
+        self._change(shard_id, auth.caller(req), UNLIKE_SQL)
         resp.status = falcon.HTTP_204
 
-    def _change(self, shard_id: int, user_id: int, sql: str, delta: int) -> None:
-        if not self._db.run(lambda cur: _apply(cur, shard_id, user_id, sql, delta)):
+    def _change(self, shard_id: int, user_id: int, sql: str) -> None:
+        if not self._db.run(lambda cur: _apply(cur, shard_id, user_id, sql)):
             raise not_found(shard_id)
 
 
-def _apply(cur: Cursor, shard_id: int, user_id: int, sql: str, delta: int) -> bool:
-    """Apply the change and, only if it changed a row, the count; False if no shard."""
+def _apply(cur: Cursor, shard_id: int, user_id: int, sql: str) -> bool:
+    """Apply the change (the trigger counts it); False if no shard."""
     cur.execute(LOCK_SQL, (shard_id,))
     if cur.fetchone() is None:
         return False
     cur.execute(sql, (shard_id, user_id))
-    if cur.fetchone() is not None:
-        cur.execute(COUNT_SQL, (delta, shard_id))
     return True

@@ -1,4 +1,4 @@
-"""Post, read and delete shards, keeping the author's shard_count in the same transaction."""
+"""Post, read and delete shards; PostgreSQL's triggers keep the author's shard_count."""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ from feedline.db import Cursor
 from feedline.http import auth, rows, spec, validation
 from feedline.http.deps import Deps
 
-# One round trip: the insert and the author's count are one statement, one transaction.
+# The count trigger (migration 0004) adds the shard to its author's shard_count.
 CREATE_SQL = """
-    WITH shard AS (
-        INSERT INTO shards (author_id, body) VALUES (%(author)s, %(body)s)
-        RETURNING id, author_id, body, created_at
-    ), author AS (
-        UPDATE users SET shard_count = shard_count + 1 WHERE id = %(author)s
-    )
-    SELECT id, author_id, body, created_at FROM shard
+    INSERT INTO shards (author_id, body) VALUES (%(author)s, %(body)s)
+    RETURNING id, author_id, body, created_at
 """
 DETAIL_SQL = """
     SELECT id, author_id, body, created_at, like_count, comment_count
@@ -24,7 +19,6 @@ DETAIL_SQL = """
 """
 LOCK_SQL = "SELECT author_id FROM shards WHERE id = %s FOR UPDATE"
 DELETE_SQL = "DELETE FROM shards WHERE id = %s"
-UNCOUNT_SQL = "UPDATE users SET shard_count = GREATEST(shard_count - 1, 0) WHERE id = %s"
 
 
 def not_found(shard_id: int) -> falcon.HTTPNotFound:
@@ -103,4 +97,3 @@ def _delete(cur: Cursor, shard_id: int, user_id: int) -> None:
             title="Not your shard", description="Only a shard's author may delete it."
         )
     cur.execute(DELETE_SQL, (shard_id,))
-    cur.execute(UNCOUNT_SQL, (user_id,))

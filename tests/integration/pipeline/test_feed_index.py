@@ -154,14 +154,12 @@ def test_old_shard_stays_out_of_a_later_follow_even_replayed_and_its_delete_is_n
 
 
 def _insert_shard(pg_conn: Any, author: ApiUser, body: str, created_at: datetime) -> int:
-    """Insert a shard with a past created_at by SQL (the API always stamps now()), counted
-    on its author like the API does, in one transaction."""
+    """Insert a shard with a past created_at by SQL (the API always stamps now()); the
+    database's trigger counts it on its author."""
     with pg_conn.cursor() as cur:
         cur.execute(
-            "WITH s AS (INSERT INTO shards (author_id, body, created_at) VALUES (%s, %s, %s)"
-            " RETURNING id), u AS (UPDATE users SET shard_count = shard_count + 1"
-            " WHERE id = %s) SELECT id FROM s",
-            (author.id, body, created_at, author.id),
+            "INSERT INTO shards (author_id, body, created_at) VALUES (%s, %s, %s) RETURNING id",
+            (author.id, body, created_at),
         )
         return cur.fetchone()[0]
 
