@@ -18,6 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from feedline import cache_keys
@@ -75,7 +76,7 @@ class ListSpec:
     after: Callable[[tuple[int, ...]], tuple[Any, ...]]  # position -> query binds
     packed: struct.Struct | None = None  # None: rows are JSON (they hold text)
 
-    @property
+    @cached_property  # read per window row on the hot path
     def pos(self) -> int:
         """Return how many leading values of a row are its position (the clustering key)."""
         return len(TABLES[self.table].clustering)
