@@ -278,6 +278,7 @@ class KafkaConsumer(SupervisedActor):
         if paused:
             self._consumer.pause(part)
             self._paused.add(tp)
+            self._metrics.pauses.inc()
         else:
             self._consumer.resume(part)
             self._paused.discard(tp)

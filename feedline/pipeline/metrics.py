@@ -76,6 +76,10 @@ class PipelineMetrics:
         self.paused = Gauge(
             "feedline_paused_partitions", "Partitions paused for backpressure", registry=r
         )
+        # A pause can last milliseconds; the count shows it happened even between scrapes.
+        self.pauses = Counter(
+            "feedline_partition_pauses", "Times a partition was paused for backpressure", registry=r
+        )
         self.dependency_up = Gauge(
             "feedline_dependency_up",
             "1 if the dependency answered lately",

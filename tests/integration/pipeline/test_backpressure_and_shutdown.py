@@ -87,7 +87,8 @@ def test_bounded_in_flight_pauses_then_a_graceful_stop_commits_all(
         def caught_up() -> None:
             nonlocal paused_seen
             metrics = running.get("/metrics")
-            paused_seen = max(paused_seen, _gauge(metrics, "feedline_paused_partitions"))
+            # The counter, not the gauge: a pause can start and end between two scrapes.
+            paused_seen = _gauge(metrics, "feedline_partition_pauses_total")
             assert_caught_up(running, ends)
 
         eventually(caught_up, timeout=180, interval=0.05)
