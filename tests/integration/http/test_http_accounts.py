@@ -216,13 +216,29 @@ def test_a_write_racing_the_deletion_is_a_409_not_a_500(client, deaf_worker, sig
     assert 409 in (post.status_code, like.status_code)  # the race was actually exercised
 
 
-def test_two_followers_of_each_other_deleting_at_once_both_succeed(client, worker_b, signup, query):
-    """Each deletion locks its own user, then needs the other's row for the counts: a
-    deadlock that PostgreSQL breaks by aborting one; Database.run retries it."""
+def test_two_users_entangled_with_each_other_deleting_at_once_both_succeed(
+    client, worker_b, signup, query, caplog
+):
+    """Each deletion changes the other's counts (follows both ways, likes and comments on
+    each other's shards). Both lock the users involved in id order before the cascade,
+    so one waits for the other: no deadlock, no retry, and the counts left are exact."""
     a, b, bystander = signup(), signup(), signup()
     for follower, followee in ((a, b), (b, a), (bystander, a), (bystander, b)):
         resp = client.simulate_put(f"/v1/following/{followee.id}", headers=follower.headers)
         assert resp.status_code == 204
+    shards = {}
+    for user in (a, b, bystander):
+        resp = client.simulate_post("/v1/shards", json={"body": "x"}, headers=user.headers)
+        shards[user.id] = resp.json["id"]
+    for user, other in ((a, b), (b, a), (a, bystander), (b, bystander)):
+        shard = shards[other.id]
+        assert (
+            client.simulate_put(f"/v1/shards/{shard}/like", headers=user.headers).status_code == 204
+        )
+        resp = client.simulate_post(
+            f"/v1/shards/{shard}/comments", json={"body": "c"}, headers=user.headers
+        )
+        assert resp.status_code == 201
     results: dict[int, int] = {}
     start = threading.Barrier(2)
 
@@ -230,6 +246,7 @@ def test_two_followers_of_each_other_deleting_at_once_both_succeed(client, worke
         start.wait()
         results[user.id] = worker.simulate_delete("/v1/users/me", headers=user.headers).status_code
 
+    caplog.set_level("WARNING", logger="feedline.db")
     threads = [
         threading.Thread(target=delete, args=(client, a)),
         threading.Thread(target=delete, args=(worker_b, b)),
@@ -239,9 +256,14 @@ def test_two_followers_of_each_other_deleting_at_once_both_succeed(client, worke
     for t in threads:
         t.join(timeout=30)
     assert results == {a.id: 204, b.id: 204}
+    assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
     assert query("SELECT count(*) FROM users WHERE id IN (%s, %s)", a.id, b.id) == [(0,)]
     assert query(
-        "SELECT follower_count, following_count FROM users WHERE id = %s", bystander.id
+        "SELECT follower_count, following_count, shard_count FROM users WHERE id = %s",
+        bystander.id,
+    ) == [(0, 0, 1)]
+    assert query(
+        "SELECT like_count, comment_count FROM shards WHERE id = %s", shards[bystander.id]
     ) == [(0, 0)]
 
 

@@ -2,9 +2,9 @@
 
 The story of the issue: sign up, log in from a second device, log the first one out,
 delete the account from the second. The whole path: ``DELETE /v1/users/me`` ->
-PostgreSQL (cascades, counts taken back) -> Debezium change events (every cascaded row,
-whole) -> Kafka -> the pipeline process -> Cassandra; then ``feedline verify`` over
-everyone involved reports zero differences.
+PostgreSQL (cascades; the count triggers take back what the user added to others' counts)
+-> Debezium change events (every cascaded row, whole) -> Kafka -> the pipeline process ->
+Cassandra; then ``feedline verify`` over everyone involved reports zero differences.
 """
 
 from __future__ import annotations
