@@ -28,8 +28,12 @@ index row per follower and tombstones only rows that exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+import math
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -300,6 +304,11 @@ def purge(
     return Writes(mutations, {cache_keys.feed(f) for f in holders}, None, more)
 
 
+def own_feed(expansion: Expansion) -> list[int]:
+    """Return the feed a new shard's own mutations write into (its author's), if any."""
+    return [expansion.author_id] if isinstance(expansion, FanOutShard) else []
+
+
 def feed_insert(
     user_id: int, author_id: int, created_at: Any, shard_id: int, ts: int
 ) -> list[Mutation]:
@@ -317,6 +326,121 @@ def feed_delete(
     return [
         mutation(st.DELETE_FEED_ITEM, (user_id, created_at, shard_id), ts),
         mutation(st.DELETE_FEED_INDEX, (user_id, author_id, created_at, shard_id), ts),
+    ]
+
+
+# -- bounded feeds (issue 16) ---------------------------------------------------------
+
+
+class FeedTrims:
+    """Decide which feeds to trim: count the rows written into each since its last trim.
+
+    A feed keeps its newest ``cap`` rows. Knowing a feed's length takes reading it, so a
+    feed is read (and trimmed) only once ``every`` (cap x slack) rows were written into it
+    since its last trim: about one read of ~cap keys per ``every`` inserts, never a read
+    per insert, and a feed holds at most about cap + every rows. A feed's count starts at
+    a random value below ``every``, so the followers of one author do not all come due on
+    the same post, and a count that is lost (a restart; the table is emptied once it
+    tracks ``tracked`` feeds) delays that feed's trim by ``every`` / 2 rows on average.
+    One instance is shared by a process's writers (thread-safe).
+    """
+
+    def __init__(
+        self, cap: int, slack: float, tracked: int = 1_000_000, rnd: random.Random | None = None
+    ):
+        self.cap = max(1, cap)
+        self.every = max(1, math.ceil(self.cap * slack))
+        self._tracked = tracked
+        self._counts: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._random = rnd or random.Random()
+
+    @classmethod
+    def from_settings(cls, pipeline: PipelineSettings) -> FeedTrims:
+        return cls(pipeline.feed_max, pipeline.feed_trim_slack)
+
+    def due(self, mutations: Iterable[Mutation], also: Iterable[int] = ()) -> list[int]:
+        """Count the feed rows ``mutations`` insert (and one row for each of ``also``);
+        return the feeds that are due for a trim, their counts starting afresh."""
+        written = Counter(m.params[0] for m in mutations if m.statement == st.INSERT_FEED_ITEM)
+        written.update(also)
+        out = []
+        with self._lock:
+            if len(self._counts) + len(written) > self._tracked:
+                self._counts.clear()
+            for user, n in written.items():
+                count = self._counts.get(user)
+                count = (self._random.randrange(self.every) if count is None else count) + n
+                if count >= self.every:
+                    out.append(user)
+                    count = 0
+                self._counts[user] = count
+        return sorted(out)
+
+
+TRIM_FEEDS = 8  # feeds trimmed per step (each reads its feed and feed index partitions)
+
+
+def trimmed(prog: Program[Writes], trims: FeedTrims, also: Iterable[int] = ()) -> Program[Writes]:
+    """Run ``prog``; once its writes (and recheck) are done, trim the feeds they made due.
+
+    The trims go as steps of their own before the expansion's next step, so a trim's
+    read sees the rows that made it due. ``also`` names feeds the event's own mutations
+    wrote (the author's row of a new shard). Every later step is wrapped the same way.
+    """
+    writes = yield from prog
+    after = writes.more
+    more = (lambda: trimmed(after(), trims)) if after is not None else None
+    due = trims.due(writes.mutations, also)
+    for i in reversed(range(0, len(due), TRIM_FEEDS)):
+        more = _then(due[i : i + TRIM_FEEDS], trims.cap, more)
+    return replace(writes, more=more)
+
+
+def _then(
+    users: list[int], cap: int, after: Callable[[], Program[Writes]] | None
+) -> Callable[[], Program[Writes]]:
+    return lambda: trim(users, cap, after)
+
+
+def trim(
+    users: list[int], cap: int, after: Callable[[], Program[Writes]] | None = None
+) -> Program[Writes]:
+    """Cut each of ``users``' feeds to its newest ``cap`` rows: one range tombstone below
+    the cap's last row, and one per author of the feed index's rows below it.
+
+    The tombstones are written at the highest write timestamp of the feed's live rows,
+    so they shadow every row they cut and every later or replayed copy of a row of an
+    edge already in the feed (written at that edge's LSN); a row of a newer edge (a new
+    follow's backfill) outlives it, and the next trim cuts it (docs/events.md, "Bounded
+    feeds"). The index is read on its own (not through the feed's rows) so that index
+    rows whose feed row an earlier trim already shadowed go too.
+    """
+    reads = [
+        Read(name, (u,)) for u in users for name in (st.SELECT_FEED_TRIM, st.SELECT_FEED_INDEX_ALL)
+    ]
+    found = yield reads
+    mutations: list[Mutation] = []
+    keys: set[str] = set()
+    for i, user in enumerate(users):
+        cut = trim_feed(user, found[2 * i], found[2 * i + 1], cap)
+        if cut:
+            mutations += cut
+            keys.add(cache_keys.feed(user))
+    return Writes(mutations, keys, None, after)
+
+
+def trim_feed(user: int, feed: Rows, index: Rows, cap: int) -> list[Mutation]:
+    """Return the deletes that cut one feed (its rows ``feed``, its index rows ``index``)
+    to its newest ``cap`` rows; none if it holds no more."""
+    if len(feed) <= cap:
+        return []
+    line = sorted(((r.created_at, r.shard_id) for r in feed), reverse=True)[cap]
+    ts = max(r.written or 0 for r in feed)
+    authors = sorted({r.author_id for r in index if (r.created_at, r.shard_id) <= line})
+    return [
+        mutation(st.DELETE_FEED_BELOW, (user, *line), ts),
+        *(mutation(st.DELETE_FEED_INDEX_BELOW, (user, a, *line), ts) for a in authors),
     ]
 
 
@@ -357,16 +481,24 @@ class Expanded:
 class Expander:
     """Turn one expansion into its feed writes, reading what it needs."""
 
-    def __init__(self, session: Any, prepared: PreparedStatements, pipeline: PipelineSettings):
+    def __init__(
+        self,
+        session: Any,
+        prepared: PreparedStatements,
+        pipeline: PipelineSettings,
+        trims: FeedTrims | None = None,
+    ):
         self._session = session
         self._prepared = prepared
+        self._trims = trims or FeedTrims.from_settings(pipeline)
         self._window_ms = pipeline.backfill_window_s * 1000
         self._concurrency = max(1, pipeline.read_concurrency)
         self._chunk = max(1, pipeline.expansion_chunk)
 
     def expand(self, expansion: Expansion) -> Expanded:
         """Expand the first step of ``expansion``; ``more`` of the result the next one."""
-        return self.step(program(expansion, self._window_ms, self._chunk))
+        prog = program(expansion, self._window_ms, self._chunk)
+        return self.step(trimmed(prog, self._trims, own_feed(expansion)))
 
     def step(self, prog: Program[Writes]) -> Expanded:
         writes = self.run(prog)

@@ -201,6 +201,11 @@ class PipelineSettings:
     # A follow puts the followee's shards created at most this long before it in the
     # follower's feed (and every later one): docs/events.md, "The expected feed".
     backfill_window_s: int = 7 * 24 * 3600
+    # A feed keeps its newest feed_max rows (docs/events.md, "Bounded feeds"): a feed is
+    # trimmed (one range tombstone) once about feed_max * feed_trim_slack rows were written
+    # into it since its last trim, so it holds at most ~(1 + slack) * feed_max rows.
+    feed_max: int = 800
+    feed_trim_slack: float = 0.1
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
 
@@ -416,6 +421,8 @@ def load() -> Settings:
             retry_budget_s=_float("FEEDLINE_RETRY_BUDGET_S", 300.0),
             parked_retry_s=_float("FEEDLINE_PARKED_RETRY_S", 60.0),
             backfill_window_s=_int("FEEDLINE_BACKFILL_WINDOW_S", 7 * 24 * 3600),
+            feed_max=_int("FEEDLINE_FEED_MAX", 800),
+            feed_trim_slack=_float("FEEDLINE_FEED_TRIM_SLACK", 0.1),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),
         env=env,

@@ -104,6 +104,9 @@ class Statement:
     table: str
     binds: tuple[str, ...]
     cql: str
+    # A slice delete's trailing binds: the clustering columns bounded from above,
+    # ``(c1, c2) <= (?, ?)``, under the equality prefix of the binds before them.
+    below: tuple[str, ...] = ()
 
     @property
     def is_write(self) -> bool:
@@ -163,6 +166,23 @@ def _delete(name: str, table: str, key: Sequence[str] | None = None) -> Statemen
     return Statement(name, "delete", table, key, cql)
 
 
+def _delete_below(name: str, table: str, prefix: Sequence[str], below: Sequence[str]) -> Statement:
+    """Build a delete of every row under ``prefix`` at or below a clustering position.
+
+    One range tombstone (a multi-column slice, ``(c1, c2) <= (?, ?)``) covers the whole
+    tail, however many rows it holds: a feed trim (issue 16). The timestamp is first.
+    """
+    full = TABLES[table].primary_key
+    key = (*prefix, *below)
+    assert key == full[: len(key)] and len(prefix) >= len(TABLES[table].partition_key), (
+        f"{name}: a slice delete bounds the clustering columns after a key prefix"
+    )
+    where = " AND ".join(f"{c} = ?" for c in prefix)
+    bound = f"({', '.join(below)}) <= ({', '.join('?' for _ in below)})"
+    cql = f"DELETE FROM {table} USING TIMESTAMP ? WHERE {where} AND {bound}"  # noqa: S608
+    return Statement(name, "delete", table, key, cql, tuple(below))
+
+
 def _select(name: str, table: str, binds: Sequence[str], cql: str) -> Statement:
     assert cql.count("?") == len(binds), f"{name}: binds do not match the markers"
     return Statement(name, "select", table, tuple(binds), cql)
@@ -180,6 +200,8 @@ DELETE_FEED_ITEM = "delete_feed_item"
 INSERT_FEED_INDEX = "insert_feed_index"
 DELETE_FEED_INDEX = "delete_feed_index"
 DELETE_FEED_INDEX_AUTHOR = "delete_feed_index_author"
+DELETE_FEED_BELOW = "delete_feed_below"
+DELETE_FEED_INDEX_BELOW = "delete_feed_index_below"
 UPSERT_FOLLOWER = "upsert_follower"
 DELETE_FOLLOWER = "delete_follower"
 UPSERT_FOLLOWING = "upsert_following"
@@ -196,6 +218,8 @@ SELECT_AUTHOR_SHARD = "select_author_shard"
 SELECT_FEED_INDEX = "select_feed_index"
 SELECT_FEED_INDEX_ITEM = "select_feed_index_item"
 SELECT_EDGE = "select_edge"
+SELECT_FEED_TRIM = "select_feed_trim"
+SELECT_FEED_INDEX_ALL = "select_feed_index_all"
 
 _ALL: tuple[Statement, ...] = (
     _insert(UPSERT_USER, "users_by_id"),
@@ -214,6 +238,15 @@ _ALL: tuple[Statement, ...] = (
     _insert(INSERT_FEED_INDEX, "feed_by_user_author"),
     _delete(DELETE_FEED_INDEX, "feed_by_user_author"),
     _delete(DELETE_FEED_INDEX_AUTHOR, "feed_by_user_author", ("user_id", "author_id")),
+    # A feed trim (fanout.trim, issue 16): one range tombstone below the cap's last row,
+    # and one per author of the index rows below it.
+    _delete_below(DELETE_FEED_BELOW, "feed_by_user", ("user_id",), ("created_at", "shard_id")),
+    _delete_below(
+        DELETE_FEED_INDEX_BELOW,
+        "feed_by_user_author",
+        ("user_id", "author_id"),
+        ("created_at", "shard_id"),
+    ),
     _insert(UPSERT_FOLLOWER, "followers_by_user"),
     _delete(DELETE_FOLLOWER, "followers_by_user"),
     _insert(UPSERT_FOLLOWING, "following_by_user"),
@@ -279,6 +312,21 @@ _ALL: tuple[Statement, ...] = (
         "following_by_user",
         ("user_id", "followee_id"),
         "SELECT created_at, edge_lsn FROM following_by_user WHERE user_id = ? AND followee_id = ?",
+    ),
+    # A feed trim: the feed's live rows with their write timestamps (the trim's tombstone
+    # is written at the highest), and the feed index's rows (what to trim there).
+    _select(
+        SELECT_FEED_TRIM,
+        "feed_by_user",
+        ("user_id",),
+        "SELECT created_at, shard_id, WRITETIME(author_id) AS written "
+        "FROM feed_by_user WHERE user_id = ?",
+    ),
+    _select(
+        SELECT_FEED_INDEX_ALL,
+        "feed_by_user_author",
+        ("user_id",),
+        "SELECT author_id, created_at, shard_id FROM feed_by_user_author WHERE user_id = ?",
     ),
 )
 

@@ -58,7 +58,7 @@ from feedline import cassandra
 from feedline.actors.messages import Flush, InjectFailure, InvalidateBatch, Work, WriteBatch
 from feedline.actors.router import Router, tell_quietly
 from feedline.errors import DependencyUnavailable
-from feedline.fanout import Expander, PreparedStatements
+from feedline.fanout import Expander, FeedTrims, PreparedStatements
 from feedline.settings import CassandraSettings, PipelineSettings
 from feedline.strategies.base import Mutation
 from feedline.supervisors import ChildLink, SupervisedActor
@@ -109,12 +109,16 @@ class CassandraWriter(SupervisedActor):
         metrics: Any,
         *,
         link: ChildLink | None = None,
+        feed_trims: FeedTrims | None = None,
     ):
         super().__init__(link=link)
         self._cassandra_settings = cassandra_settings
         self._pipeline = pipeline
         self._invalidators = invalidators
         self._metrics = metrics
+        # Shared by the process's writers: one count per feed of the rows written since
+        # its last trim (fanout.FeedTrims), whichever writer wrote them.
+        self._feed_trims = feed_trims or FeedTrims.from_settings(pipeline)
         self._name = link.child_id if link is not None else "writer"
         self._cluster: Any = None
         self._session: Any = None
@@ -160,7 +164,7 @@ class CassandraWriter(SupervisedActor):
         cluster, session = cassandra.connect(self._cassandra_settings)
         try:
             statements = PreparedStatements(session)
-            expander = Expander(session, statements, self._pipeline)
+            expander = Expander(session, statements, self._pipeline, self._feed_trims)
         except BaseException:
             cluster.shutdown()
             raise

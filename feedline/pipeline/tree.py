@@ -29,6 +29,7 @@ from feedline.actors.kafka_consumer import KafkaConsumer, partition_child_id
 from feedline.actors.partition_consumer import PartitionConsumer
 from feedline.actors.router import Router
 from feedline.connector import TABLES as SOURCE_TABLES
+from feedline.fanout import FeedTrims
 from feedline.pipeline.metrics import PipelineMetrics
 from feedline.settings import Settings
 from feedline.strategies.factory import SchemaAdapterStrategyFactory
@@ -123,6 +124,7 @@ def build_root(
             pipeline=pipeline,
             invalidators=routers["cache"],
             metrics=metrics,
+            feed_trims=FeedTrims.from_settings(pipeline),
         ),
         pool(
             "adapters",

@@ -79,6 +79,8 @@ class FakeSession:
         name, values = query
         if name == st.SELECT_AUTHOR_SHARD:
             return [SimpleNamespace(shard_id=values[2])]
+        if name in (st.SELECT_FEED_TRIM, st.SELECT_FEED_INDEX_ALL):
+            return []  # a feed trim's reads (fanout.FeedTrims): every feed is within its cap
         if name == st.SELECT_FOLLOWERS_PAGE:
             author, after, limit = values
             ids = [f for f in FOLLOWERS[author] if f > after][:limit]

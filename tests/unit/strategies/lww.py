@@ -46,6 +46,9 @@ class Store:
 
     cells: dict[tuple[str, Key, str], tuple[int, Any]] = field(default_factory=dict)
     tombstones: dict[tuple[str, Key], int] = field(default_factory=dict)
+    # Slice tombstones (a feed trim): (table, key prefix, upper bound) -> ts; they shadow
+    # every row under the prefix whose next clustering values are <= the bound.
+    slices: dict[tuple[str, Key, Key], int] = field(default_factory=dict)
     blind_deletes: list[tuple[str, Key]] = field(default_factory=list)
     log: list[tuple[str, str, Key, int]] = field(default_factory=list)  # (kind, table, key, ts)
 
@@ -68,19 +71,34 @@ class Store:
         self.log.append(("delete", table, key, ts))
         self.tombstones[(table, key)] = max(ts, self.tombstones.get((table, key), ts))
 
+    def delete_below(self, table: str, prefix: Key, bound: Key, ts: int) -> None:
+        """Delete every row under ``prefix`` whose next clustering values are <= ``bound``."""
+        self.log.append(("delete_below", table, (*prefix, *bound), ts))
+        key = (table, prefix, bound)
+        self.slices[key] = max(ts, self.slices.get(key, ts))
+
     def apply(self, m: Mutation) -> None:
         stmt = st.get(m.statement)
         assert m.partition == stmt.partition(m.params), "partition must match the key"
-        if stmt.kind == "insert":
+        if stmt.below:
+            n = len(stmt.binds) - len(stmt.below)
+            self.delete_below(stmt.table, tuple(m.params[:n]), tuple(m.params[n:]), m.timestamp)
+        elif stmt.kind == "insert":
             self.insert(stmt.table, dict(zip(stmt.binds, m.params, strict=True)), m.timestamp)
         else:
             self.delete(stmt.table, tuple(m.params), m.timestamp)
 
     def _shadow(self, table: str, pk: Key) -> int:
         n = len(st.TABLES[table].partition_key)
-        return max(
-            (self.tombstones.get((table, pk[:k]), -1) for k in range(n, len(pk) + 1)), default=-1
-        )
+        rows = [self.tombstones.get((table, pk[:k]), -1) for k in range(n, len(pk) + 1)]
+        ranges = [
+            ts
+            for (t, prefix, bound), ts in self.slices.items()
+            if t == table
+            and pk[: len(prefix)] == prefix
+            and pk[len(prefix) : len(prefix) + len(bound)] <= bound
+        ]
+        return max(rows + ranges)
 
     def rows(self, table: str) -> dict[Key, dict[str, Any]]:
         """Return the visible rows of ``table``: pk -> live regular columns."""
@@ -110,8 +128,19 @@ class Store:
         for pk, regular in sorted(self.rows(query.table).items(), key=lambda kv: _order_pk(kv[0])):
             row = {**dict(zip(spec.primary_key, pk, strict=True)), **regular}
             if all(_OPS[op](row.get(col), params[bind]) for col, op, bind in query.where):
-                out.append(SimpleNamespace(**{c: row.get(c) for c in query.columns}))
+                out.append(SimpleNamespace(**self._columns(query, pk, row)))
         return out if query.limit is None else out[: params[query.limit]]
+
+    def _columns(self, query: Query, pk: Key, row: dict[str, Any]) -> dict[str, Any]:
+        """Return the selected columns; ``WRITETIME(c) AS name`` is the cell's timestamp."""
+        out = {}
+        for c in query.columns:
+            written = _WRITETIME.match(c)
+            if written:
+                out[written[2]] = self.cells[(query.table, pk, written[1])][0]
+            else:
+                out[c] = row.get(c)
+        return out
 
 
 def _order_pk(pk: Key) -> tuple[Any, ...]:
@@ -132,6 +161,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _SELECT = re.compile(
     r"^SELECT (?P<cols>.+?) FROM (?P<table>\w+) WHERE (?P<where>.+?)(?P<limit> LIMIT \?)?$"
 )
+_WRITETIME = re.compile(r"^WRITETIME\((\w+)\) AS (\w+)$")
 _COND = re.compile(r"^(\w+) (=|>=|>|<=|<) \?$")
 
 
@@ -173,13 +203,15 @@ def steps(
     programs: Programs | None = None,
     shuffle: Shuffle | None = None,
     chunk: int = fanout.CHUNK,
+    trims: fanout.FeedTrims | None = None,
 ):
     """Yield after each atomic step of executing ``plan`` (one write, or one read).
 
     The plan's own mutations come first, then each expansion's program runs: each read of
     a round is a step, then its writes (in ``shuffle``'s order: the writer sends them
     concurrently), then its re-validation the same way; then the expansion's next step
-    (``Writes.more``, ``chunk`` followers or rows each), as the writer does.
+    (``Writes.more``, ``chunk`` followers or rows each), as the writer does. With
+    ``trims``, the feeds those steps fill are trimmed as the writer's ``Expander`` does.
     """
     order = shuffle or list
     for m in order(list(plan.mutations)):
@@ -188,6 +220,8 @@ def steps(
     for x in plan.expansions:
         make = (programs or {}).get(type(x))
         prog = make(x, window_ms) if make else fanout.program(x, window_ms, chunk)
+        if trims is not None:
+            prog = fanout.trimmed(prog, trims, fanout.own_feed(x))
         while prog is not None:
             writes = yield from run(store, prog)
             for m in order(list(writes.mutations)):
