@@ -43,9 +43,9 @@ from feedline.fanout import PreparedStatements
 from feedline.readmodel.partitions import Partitions
 from feedline.settings import Settings
 from feedline.strategies.common import mutation
-from feedline.verify.model import Partition, Row
-from feedline.verify.runner import check_user, orphan_partitions
-from feedline.verify.source import Source
+from feedline.verify.model import Partition, Row, ms
+from feedline.verify.runner import check_user, feed_cap, orphan_partitions
+from feedline.verify.source import Expected, Source
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def rebuild(
     report = RebuildReport()
     window_s = settings.pipeline.backfill_window_s
     with (
-        Source(settings.postgres, window_s, pin_lsn=True) as source,
+        Source(settings.postgres, window_s, pin_lsn=True, **feed_cap(settings)) as source,
         Partitions(settings.cassandra) as model,
     ):
         assert source.lsn is not None
@@ -126,7 +126,7 @@ def rebuild(
             for user_id in ids if ids is not None else source.user_ids():
                 expected, actual, _ = check_user(source, model, user_id, edge_lsn=ts)
                 upserts, deletes = plan_user(expected.partitions, actual, ts)
-                deletes = _spare_newer_shards(source, deletes)
+                deletes = _spare_newer_shards(source, cut_below_cap(expected, deletes, ts))
                 _apply(model, prepared, upserts + deletes, concurrency)
                 _invalidate(redis_client, expected.partitions)
                 report.users += 1
@@ -139,6 +139,32 @@ def rebuild(
                 _apply(model, prepared, deletes, concurrency)
                 report.deleted += len(deletes)
     return report
+
+
+def cut_below_cap(expected: Expected, deletes: list[Any], ts: int) -> list[Any]:
+    """Replace the deletes of feed and index rows past the feed cap by range tombstones.
+
+    As a trim does (docs/events.md, "Bounded feeds"): one on the feed below the cap's
+    last row, one per author on the index, instead of one tombstone per row (a feed
+    that grew before feeds were bounded holds thousands).
+    """
+    if not expected.beyond_cap:
+        return deletes
+    user, first = expected.user_id, expected.beyond_cap[0]
+    line = (ms(first["created_at"]), first["shard_id"])
+
+    def below(m: Any) -> bool:
+        if m.statement not in FEED_DELETES:
+            return False
+        row = dict(zip(st.get(m.statement).binds, m.params, strict=True))
+        return (ms(row["created_at"]), row["shard_id"]) <= line
+
+    cut = [m for m in deletes if below(m)]
+    authors = {r["author_id"] for r in expected.beyond_cap if r["author_id"] != user}
+    authors |= {m.params[1] for m in cut if m.statement == st.DELETE_FEED_INDEX}
+    ranges = [mutation(st.DELETE_FEED_BELOW, (user, *line), ts)]
+    ranges += [mutation(st.DELETE_FEED_INDEX_BELOW, (user, a, *line), ts) for a in sorted(authors)]
+    return [m for m in deletes if not below(m)] + ranges
 
 
 def _spare_newer_shards(source: Source, deletes: list[Any]) -> list[Any]:

@@ -172,6 +172,31 @@ def diff_partition(
     return found
 
 
+def untrimmed(
+    kept: list[Row], beyond: list[Row], feed: list[Row], index: list[Row]
+) -> tuple[list[Row], list[Row]]:
+    """Return the feed and index rows to compare with a bounded expected feed.
+
+    ``kept`` is the expected feed (its newest rows, up to the cap), ``beyond`` the
+    expected rows just past the cap. A feed is trimmed only every few rows (docs/events.md,
+    "Bounded feeds"), so it may still hold some of ``beyond``: they are left out while the
+    feed holds no more than ``kept`` and ``beyond`` together. Index rows below the cap's
+    last row are dead (nothing reads a feed row back from them; the next trim cuts them)
+    and are left out too. An expected feed within the cap is compared whole.
+    """
+    if not beyond or not kept:
+        return feed, index
+    line = min(_position(r) for r in kept)
+    pending = {r["shard_id"] for r in beyond}
+    if len(feed) <= len(kept) + len(beyond):
+        feed = [r for r in feed if not (_position(r) < line and r["shard_id"] in pending)]
+    return feed, [r for r in index if _position(r) >= line]
+
+
+def _position(row: Row) -> tuple[datetime, int]:
+    return ms(row["created_at"]), row["shard_id"]
+
+
 def _show(value: tuple[Any, ...]) -> str:
     parts = [v.isoformat(timespec="milliseconds") if isinstance(v, datetime) else repr(v)
              for v in value]  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from feedline.fanout import FeedTrims
 from feedline.readmodel.partitions import Partitions
 from feedline.settings import Settings
 from feedline.verify import cache
@@ -27,6 +28,7 @@ from feedline.verify.model import (
     Report,
     Row,
     diff_partition,
+    untrimmed,
 )
 from feedline.verify.source import Expected, Source
 
@@ -39,6 +41,10 @@ def check_user(
     """Return what ``user_id``'s partitions should hold, what they hold, and the diffs."""
     expected = source.expected(user_id, edge_lsn)
     actual = model.read([(t, user_id) for t in USER_TABLES])
+    feed, index = ("feed_by_user", user_id), ("feed_by_user_author", user_id)
+    actual[feed], actual[index] = untrimmed(
+        expected.partitions.get(feed, []), expected.beyond_cap, actual[feed], actual[index]
+    )
     listed = {r["shard_id"] for r in actual[("shards_by_author", user_id)]}
     shards = expected.shard_ids | listed
     actual.update(model.read([(t, s) for s in shards for t in SHARD_TABLES]))
@@ -47,6 +53,13 @@ def check_user(
         table, key = part
         found += diff_partition(table, key, expected.partitions.get(part, []), actual.get(part, []))
     return expected, actual, found
+
+
+def feed_cap(settings: Settings) -> dict[str, int]:
+    """Return the Source arguments of the feed cap: FEEDLINE_FEED_MAX and the rows past
+    it a feed may hold until its next trim (the writer's own FeedTrims.every)."""
+    trims = FeedTrims.from_settings(settings.pipeline)
+    return {"feed_max": trims.cap, "feed_slack": trims.every}
 
 
 def verify(
@@ -71,7 +84,9 @@ def verify(
                 on_difference(d)
 
     with (
-        Source(settings.postgres, settings.pipeline.backfill_window_s) as source,
+        Source(
+            settings.postgres, settings.pipeline.backfill_window_s, **feed_cap(settings)
+        ) as source,
         Partitions(settings.cassandra) as model,
     ):
         ids = list(users) if users is not None else None

@@ -14,6 +14,11 @@ definition, docs/events.md "The expected feed", that fan-out, backfill and repla
 
 Deleted shards are in no feed. ``feed_by_user_author`` must hold exactly the rows of the
 second kind (the followed authors' shards), under (U, A).
+
+Feeds are bounded (``FEEDLINE_FEED_MAX``, docs/events.md "Bounded feeds"): the expected
+feed is the newest ``feed_max`` rows of the above, newest first by (created_at, shard_id),
+and the index holds the followed authors' rows among them. ``Expected.beyond_cap`` keeps
+the next ``feed_slack`` rows: a feed may still hold them until its next trim.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Expected:
 
     user_id: int
     partitions: dict[Partition, list[Row]] = field(default_factory=dict)
+    # The expected feed's rows just past the cap, newest first: not yet trimmed is fine.
+    beyond_cap: list[Row] = field(default_factory=list)
 
     @property
     def shard_ids(self) -> set[int]:
@@ -76,8 +83,18 @@ class Expected:
 class Source:
     """One snapshot of PostgreSQL; ``lsn`` is set when opened with ``pin_lsn=True``."""
 
-    def __init__(self, settings: PostgresSettings, backfill_window_s: int, pin_lsn: bool = False):
+    def __init__(
+        self,
+        settings: PostgresSettings,
+        backfill_window_s: int,
+        pin_lsn: bool = False,
+        *,
+        feed_max: int = 0,
+        feed_slack: int = 0,
+    ):
         self._window_ms = backfill_window_s * 1000
+        self._feed_max = feed_max  # 0: feeds are not bounded
+        self._feed_slack = feed_slack
         self._dsn = settings.dsn()
         self._now: Any = None
         self._conn = psycopg2.connect(
@@ -220,8 +237,16 @@ class Source:
         followed = self._rows(FOLLOWED_FEED, user_id, self._window_ms)
         feed = {s["shard_id"]: s for s in followed}
         feed.update({s["shard_id"]: s for s in shards})
-        parts[("feed_by_user", user_id)] = [{**s, "user_id": user_id} for s in feed.values()]
-        parts[("feed_by_user_author", user_id)] = [{**s, "user_id": user_id} for s in followed]
+        rows = sorted(feed.values(), key=lambda s: (s["created_at"], s["shard_id"]), reverse=True)
+        if self._feed_max:
+            cap, slack = self._feed_max, self._feed_slack
+            out.beyond_cap = [{**s, "user_id": user_id} for s in rows[cap : cap + slack]]
+            rows = rows[:cap]
+        kept = {s["shard_id"] for s in rows}
+        parts[("feed_by_user", user_id)] = [{**s, "user_id": user_id} for s in rows]
+        parts[("feed_by_user_author", user_id)] = [
+            {**s, "user_id": user_id} for s in followed if s["shard_id"] in kept
+        ]
         return out
 
 
