@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from feedline import cache_keys
 from feedline import statements as st
+from feedline.readmodel.formats import FEED, Window
 from feedline.rebuild import cut_below_cap, plan_user
 from feedline.strategies.common import mutation
+from feedline.verify import cache
 from feedline.verify.model import diff_partition, untrimmed
 from feedline.verify.source import Expected
 
@@ -88,3 +91,30 @@ def test_rebuild_cuts_past_the_cap_with_range_tombstones_not_one_per_row():
     ]
     within = Expected(USER, {("feed_by_user", USER): KEPT})
     assert cut_below_cap(within, deletes, 77) == deletes
+
+
+class OneEntry:
+    """A Redis stand-in holding one cached entry (verify's cache check only calls mget)."""
+
+    def __init__(self, entry: bytes):
+        self.entry = entry
+
+    def mget(self, keys: list[str]) -> list[bytes | None]:
+        return [self.entry if k == cache_keys.feed(USER) else None for k in keys]
+
+
+def cached_feed(ns, complete: bool) -> OneEntry:
+    rows = cache.expected_list(FEED, newest_first(ns))
+    return OneEntry(FEED.encode(Window(rows, complete)))
+
+
+def test_a_cached_feed_window_may_hold_the_rows_past_the_cap_but_not_skip_any():
+    expected = Expected(USER, {("feed_by_user", USER): KEPT}, BEYOND)
+    stale = lambda entry: [d.table for d in cache.check_user(entry, expected)[1]]  # noqa: E731
+    assert stale(cached_feed(range(7, 10), complete=True)) == []
+    assert stale(cached_feed(range(5, 10), complete=True)) == []
+    assert stale(cached_feed(range(8, 10), complete=False)) == []
+    assert stale(cached_feed(range(8, 10), complete=True)) == ["redis fl:feed:2"]
+    assert stale(cached_feed([9, 8, 7, 5], complete=True)) == ["redis fl:feed:2"]
+    within = Expected(USER, {("feed_by_user", USER): KEPT})
+    assert cache.check_user(cached_feed(range(5, 10), True), within)[1] != []
