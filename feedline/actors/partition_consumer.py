@@ -4,11 +4,6 @@ The KafkaConsumer hands it the records it polled; it passes them to an Adapter a
 them until a ``Done`` comes back. Its Watermark says how far the partition is done; it
 reports that to the KafkaConsumer, the only thread allowed to store offsets. On a restart
 anywhere in the pipeline (the epoch moves) it re-sends whatever is still pending.
-
-Backpressure counts the events still being worked on (pending), not every offset that is
-not yet committable: while one big event runs (a fan-out goes in steps, for minutes at a
-million followers) the events after it finish and wait only to be committed, and pausing
-the partition for them would queue new events behind the big one again (issue 16).
 """
 
 from __future__ import annotations
@@ -76,7 +71,7 @@ class PartitionConsumer(SupervisedActor):
         self._received = 0
         self._processed = 0
         self._resent = 0
-        self._last_reported: tuple[int | None, int] | None = None
+        self._last_reported: int | None = None
         self._incarnation = next(_incarnations)  # built in spec order, by the supervisor
 
     def on_start(self) -> None:
@@ -107,8 +102,7 @@ class PartitionConsumer(SupervisedActor):
             "topic": self.topic,
             "partition": self.partition,
             "messages_processed": self._processed,
-            "in_flight": len(self._pending),
-            "uncommitted": self._watermark.in_flight,
+            "in_flight": self._watermark.in_flight,
             "committable_offset": self._watermark.committable,
             "resent": self._resent,
         }
@@ -158,10 +152,16 @@ class PartitionConsumer(SupervisedActor):
         self._send(tuple(p.record for p in stale))
 
     def _report(self, force: bool = False) -> None:
-        state = (self._watermark.committable, len(self._pending))
-        if force or state != self._last_reported:
-            self._last_reported = state
-            progress = Progress(self.topic, self.partition, *state, self._received)
+        committable = self._watermark.committable
+        if force or committable != self._last_reported:
+            self._last_reported = committable
+            progress = Progress(
+                self.topic,
+                self.partition,
+                committable,
+                self._watermark.in_flight,
+                self._received,
+            )
             tell_quietly(self._consumer, progress)
 
     def _answer_drain(self) -> None:
