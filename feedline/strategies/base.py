@@ -58,9 +58,10 @@ class Mutation:
 class FanOutShard:
     """Insert a new shard into the feed of every follower whose window holds it.
 
-    Writer (``feedline.fanout``): ``select_followers`` (author_id) -> for each follower
-    whose edge's window holds the shard (created at or after the follow's created_at minus
-    the backfill window), its feed row and index row at ts = edge_lsn; then re-validate.
+    Writer (``feedline.fanout``): ``select_followers_page`` (author_id; a page at a time)
+    -> for each follower whose edge's window holds the shard (created at or after the
+    follow's created_at minus the backfill window), its feed row and index row at
+    ts = edge_lsn; then re-validate.
     Invalidate ``cache_keys.feed(follower)`` for each follower written.
     """
 
@@ -108,10 +109,10 @@ class Unbackfill:
 class PurgeShard:
     """Remove a deleted shard from every feed that holds it (read followers, then index).
 
-    Writer: ``select_followers`` (author_id) -> for each follower whose window holds the
-    shard, ``select_feed_index_item``; delete the feed and index rows found, at TERMINAL;
-    invalidate ``cache_keys.feed(follower)`` for each. Nothing is written for a feed that
-    does not hold the shard.
+    Writer: ``select_followers_page`` (author_id; a page at a time) -> for each follower
+    whose window holds the shard, ``select_feed_index_item``; delete the feed and index
+    rows found, at TERMINAL; invalidate ``cache_keys.feed(follower)`` for each. Nothing is
+    written for a feed that does not hold the shard.
     """
 
     author_id: int
