@@ -148,6 +148,7 @@ class AuthMiddleware:
         # Timed from before the query: the cache bounds how long a revocation committed
         # after this read began can go unnoticed (see feedline.http.token_cache).
         since = time.monotonic()
+        generation = self._tokens.generation() if self._tokens is not None else None
         found = self._db.run(lambda cur: _user_for(cur, token))
         if found is None:
             if self._limiter is not None:
@@ -155,7 +156,7 @@ class AuthMiddleware:
             return None
         user_id, valid_s = found
         if self._tokens is not None:
-            self._tokens.put(digest, user_id, since, valid_s)
+            self._tokens.put(digest, user_id, since, valid_s, generation)
         return user_id
 
 

@@ -39,7 +39,7 @@ class Broadcast:
 def test_entries_outlive_the_bound_only_while_the_broadcast_is_confirmed():
     broadcast = Broadcast(trusted=True)
     cache = TokenCache(60.0, 10, BOUND, broadcast)
-    cache.put(b"a", 1)
+    cache.put(b"a", 1, generation=cache.generation())
     assert broadcast.started
     time.sleep(BOUND * 2)
     assert cache.get(b"a") == 1
@@ -92,3 +92,25 @@ def test_token_cache_expires_and_is_bounded():
     assert cache.get(b"a") is None and cache.get(b"c") == 3
     time.sleep(0.06)
     assert cache.get(b"c") is None
+
+
+def test_a_revocation_applied_during_the_lookup_leaves_only_the_bound():
+    """The lookup read the row before the revoking commit; the broadcast's drop arrived
+    while the query ran (nothing to drop yet); then the lookup stores its result. That
+    entry must not live 60 s on the broadcast's word: it gets the short bound."""
+    broadcast = Broadcast(trusted=True)
+    cache = TokenCache(60.0, 10, BOUND, broadcast)
+    started = time.monotonic()
+    generation = cache.generation()
+    broadcast.on_token(b"a")  # the revocation arrives mid-lookup
+    cache.put(b"a", 1, since=started, generation=generation)
+    assert cache.get(b"a") == 1  # within the bound, as any lookup
+    time.sleep(BOUND * 2)
+    assert cache.get(b"a") is None
+
+
+def test_a_lookup_without_a_generation_is_not_trusted_beyond_the_bound():
+    cache = TokenCache(60.0, 10, BOUND, Broadcast(trusted=True))
+    cache.put(b"a", 1)
+    time.sleep(BOUND * 2)
+    assert cache.get(b"a") is None
