@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 def _cmd_migrate(settings, args) -> int:
     from feedline.migrate import migrate
 
+    settings.require_production_ready(uses=("owner",))
     applied = migrate(settings)
     print("applied " + ", ".join(applied) if applied else "schema up to date")
     return 0
@@ -31,6 +32,7 @@ def _cmd_connector(settings, args) -> int:
     """Create the CDC topics, then register the connector and wait until it runs."""
     from feedline.connector import register, topics
 
+    settings.require_production_ready(uses=("replication",))
     timeout = settings.stack.start_timeout_s
     topics.ensure_topics(settings, timeout)
     register.register(settings, timeout)

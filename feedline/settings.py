@@ -168,6 +168,8 @@ class WebSettings:
     # Readiness, /health/actors and /metrics: a second gunicorn listener, loopback by default.
     ops_host: str = "127.0.0.1"
     ops_port: int = 8002
+    # Production refuses a non-loopback ops_host unless this says a private network guards it.
+    ops_allow_remote: bool = False
     # gunicorn: sync workers by default (2 cores); threads > 1 switches to gthread.
     workers: int = 3
     threads: int = 1
@@ -206,6 +208,12 @@ class PipelineSettings:
     # into it since its last trim, so it holds at most ~(1 + slack) * feed_max rows.
     feed_max: int = 800
     feed_trim_slack: float = 0.1
+    # Hybrid fan-out (docs/events.md, "Push and pull authors"): an author with more than
+    # pull_threshold followers is a pull author (their new shards are merged into readers'
+    # feeds at read time instead of copied into each), and a push author again below
+    # pull_threshold * pull_hysteresis. 0 turns pull off: every author is push.
+    pull_threshold: int = 0
+    pull_hysteresis: float = 0.8
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
 
@@ -306,32 +314,65 @@ class Settings:
     rate: RateLimitSettings = field(default_factory=RateLimitSettings)
     env: str = "development"
 
-    def require_production_ready(self) -> None:
+    def require_production_ready(self, uses: tuple[str, ...] = ("app",)) -> None:
         """Refuse, in one line naming the setting, to run production on development secrets.
 
         Outside production the development defaults are fine (the local stack needs no
         configuration); in production a default, empty or short cursor secret would let
-        anyone forge cursors, and the default database password is public in this repo.
+        anyone forge cursors, and the default database passwords are public in this repo.
+        ``uses`` names the database roles whose passwords this process holds: ``app`` (the
+        web and the pipeline, which also sign cursors), ``owner`` (migrations), and
+        ``replication`` (the roles step that sets Debezium's login): a process is never
+        asked for a password it does not need.
         """
         if self.env != "production":
             return
-        secrets = {
-            "FEEDLINE_CURSOR_SECRET": self.reads.cursor_secret,
-            "FEEDLINE_CURSOR_SECRET_PREVIOUS": self.reads.cursor_secret_previous or None,
-        }
-        for name, value in secrets.items():
-            if value is None:
-                continue
-            if value == DEV_CURSOR_SECRET or len(value.encode()) < MIN_SECRET_BYTES:
+        if "app" in uses:
+            secrets = {
+                "FEEDLINE_CURSOR_SECRET": self.reads.cursor_secret,
+                "FEEDLINE_CURSOR_SECRET_PREVIOUS": self.reads.cursor_secret_previous or None,
+            }
+            for name, value in secrets.items():
+                if value is None:
+                    continue
+                if value == DEV_CURSOR_SECRET or len(value.encode()) < MIN_SECRET_BYTES:
+                    raise ConfigError(
+                        f"{name} must be set to a secret of at least {MIN_SECRET_BYTES} bytes "
+                        "in production (FEEDLINE_ENV=production)"
+                    )
+            if not self.web.ops_allow_remote and not _loopback(self.web.ops_host):
                 raise ConfigError(
-                    f"{name} must be set to a secret of at least {MIN_SECRET_BYTES} bytes "
+                    "FEEDLINE_OPS_HOST must be a loopback address in production (readiness, "
+                    "actors and metrics are unauthenticated); set FEEDLINE_OPS_ALLOW_REMOTE=1 "
+                    "if a private network guards it (FEEDLINE_ENV=production)"
+                )
+        pg = self.postgres
+        passwords = {
+            "app": ("FEEDLINE_PG_PASSWORD", pg.password, DEV_PG_PASSWORD),
+            "owner": ("FEEDLINE_PG_OWNER_PASSWORD", pg.owner_password, DEV_PG_PASSWORD),
+            "replication": (
+                "FEEDLINE_PG_REPLICATION_PASSWORD",
+                pg.replication_password,
+                DEV_PG_REPLICATION_PASSWORD,
+            ),
+        }
+        for role in uses:
+            name, value, default = passwords[role]
+            if value in ("", default, DEV_PG_PASSWORD):
+                raise ConfigError(
+                    f"{name} must be set (not empty, not a development default) "
                     "in production (FEEDLINE_ENV=production)"
                 )
-        if self.postgres.password in ("", DEV_PG_PASSWORD):
-            raise ConfigError(
-                "FEEDLINE_PG_PASSWORD must be set (not empty, not the development default) "
-                "in production (FEEDLINE_ENV=production)"
-            )
+
+
+def _loopback(host: str) -> bool:
+    """Tell whether ``host`` is a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load() -> Settings:
@@ -340,7 +381,7 @@ def load() -> Settings:
     env = _env("FEEDLINE_ENV", "development")
     if env not in ("development", "production"):
         raise ConfigError(f"FEEDLINE_ENV must be development or production, got {env!r}")
-    return Settings(
+    settings = Settings(
         postgres=PostgresSettings(
             host=_env("FEEDLINE_PG_HOST", "127.0.0.1"),
             port=_int("FEEDLINE_PG_PORT", 5432),
@@ -403,6 +444,7 @@ def load() -> Settings:
             pipeline_health_url=_env("FEEDLINE_PIPELINE_HEALTH_URL", "http://127.0.0.1:8001"),
             ops_host=_env("FEEDLINE_OPS_HOST", "127.0.0.1"),
             ops_port=_int("FEEDLINE_OPS_PORT", 8002),
+            ops_allow_remote=_env("FEEDLINE_OPS_ALLOW_REMOTE", "0") == "1",
             workers=_int("FEEDLINE_WEB_WORKERS", 3),
             threads=_int("FEEDLINE_WEB_THREADS", 1),
             metrics_dir=_env("FEEDLINE_METRICS_DIR", ""),
@@ -423,6 +465,8 @@ def load() -> Settings:
             backfill_window_s=_int("FEEDLINE_BACKFILL_WINDOW_S", 7 * 24 * 3600),
             feed_max=_int("FEEDLINE_FEED_MAX", 800),
             feed_trim_slack=_float("FEEDLINE_FEED_TRIM_SLACK", 0.1),
+            pull_threshold=_int("FEEDLINE_PULL_THRESHOLD", 0),
+            pull_hysteresis=_float("FEEDLINE_PULL_HYSTERESIS", 0.8),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),
         env=env,
@@ -463,3 +507,7 @@ def load() -> Settings:
             redis_timeout_s=_float("FEEDLINE_RATE_REDIS_TIMEOUT_S", 0.05),
         ),
     )
+    if settings.web.ops_port == settings.web.port:
+        # PortDispatch tells the ops listener by its port: one port must not serve both.
+        raise ConfigError("FEEDLINE_OPS_PORT must differ from FEEDLINE_WEB_PORT")
+    return settings

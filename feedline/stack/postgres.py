@@ -32,12 +32,13 @@ import os
 import pwd
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
 
-from feedline.errors import StackError
+from feedline.errors import ConfigError, StackError
 from feedline.settings import PostgresSettings
 from feedline.stack.base import HOST, Service
 from feedline.stack.install import PG_BIN
@@ -269,7 +270,13 @@ def main() -> int:
     from feedline.settings import load
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    pg = load().postgres
+    settings = load()
+    try:  # it sets all three roles' passwords: none may be a public default
+        settings.require_production_ready(uses=("owner", "app", "replication"))
+    except ConfigError as exc:
+        print(f"feedline roles: {exc}", file=sys.stderr)
+        return 2
+    pg = settings.postgres
     for database, step in (("postgres", ensure_roles), (pg.database, ensure_database_grants)):
         conn = psycopg2.connect(host=pg.host, port=pg.port, dbname=database, connect_timeout=10)
         with _autocommit(conn) as conn:

@@ -77,3 +77,42 @@ def test_web_refuses_to_start_in_one_line(monkeypatch):
     assert done.returncode != 0
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert lines == [lines[0]] and lines[0].startswith("feedline web: FEEDLINE_PG_PASSWORD")
+
+
+@pytest.mark.parametrize(
+    ("uses", "name"),
+    [
+        (("owner",), "FEEDLINE_PG_OWNER_PASSWORD"),
+        (("replication",), "FEEDLINE_PG_REPLICATION_PASSWORD"),
+        (("owner", "app", "replication"), "FEEDLINE_PG_OWNER_PASSWORD"),
+    ],
+)
+def test_each_process_is_held_to_the_passwords_it_uses(monkeypatch, uses, name):
+    settings = production(monkeypatch)  # app secrets set, owner/replication left default
+    settings.require_production_ready()  # the web and the pipeline need neither
+    with pytest.raises(ConfigError, match=name):
+        settings.require_production_ready(uses=uses)
+
+
+def test_migrate_refuses_the_default_owner_password(monkeypatch, capsys):
+    from feedline.cli import main
+
+    production(monkeypatch)
+    assert main(["migrate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "FEEDLINE_PG_OWNER_PASSWORD" in err and "\n" not in err
+
+
+def test_production_keeps_the_ops_listener_on_loopback(monkeypatch):
+    with pytest.raises(ConfigError, match="FEEDLINE_OPS_HOST"):
+        production(monkeypatch, FEEDLINE_OPS_HOST="0.0.0.0").require_production_ready()  # noqa: S104
+    production(monkeypatch, FEEDLINE_OPS_HOST="::1").require_production_ready()
+    allowed = production(monkeypatch, FEEDLINE_OPS_HOST="10.1.2.3", FEEDLINE_OPS_ALLOW_REMOTE="1")
+    allowed.require_production_ready()
+
+
+def test_the_ops_port_must_differ_from_the_api_port(monkeypatch):
+    monkeypatch.setenv("FEEDLINE_OPS_PORT", "8000")
+    monkeypatch.setenv("FEEDLINE_WEB_PORT", "8000")
+    with pytest.raises(ConfigError, match="FEEDLINE_OPS_PORT"):
+        settings_mod.load()
