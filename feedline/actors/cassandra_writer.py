@@ -172,14 +172,28 @@ class CassandraWriter(SupervisedActor):
         self._session = session
 
     def on_stop(self) -> None:
-        if self._batch:
-            self._flush()
-        self._close()
-        super().on_stop()
+        """Flush what is batched if Cassandra lets us, then close and report, whatever happens.
+
+        A flush that fails here (Cassandra down) only leaves those events unacknowledged:
+        their partition owners re-send them to the next writer.
+        """
+        try:
+            if self._batch:
+                self._flush()
+        except Exception as exc:  # never skip the close and the report
+            logger.warning("%s: %d events unflushed at stop: %r", self._name, len(self._batch), exc)
+        finally:
+            try:
+                self._close()
+            finally:
+                super().on_stop()
 
     def on_failure(self, *exc_info: Any) -> None:
-        self._close()
-        super().on_failure(*exc_info)
+        """Report the crash first (pykka swallows errors here), then clean up."""
+        try:
+            super().on_failure(*exc_info)
+        finally:
+            self._close()
 
     def _close(self) -> None:
         if self._timer is not None:
@@ -217,7 +231,11 @@ class CassandraWriter(SupervisedActor):
             "in_flight": len(self._batch)
             + self.actor_inbox.qsize()
             + len(self._failing.keys() | self._running.keys()),
-            "expanding": len(self._running),
+            # events whose big expansion is under way, a step per flush (issue 16)
+            "expanding": [
+                f"{_where(r.work)} for {now - r.since:.0f} s"
+                for r in list(self._running.values())[:PARKED_SHOWN]
+            ],
             "last_write_error": self._last_error,
             "retrying": len(self._failing) - len(parked),
             "parked_events": len(parked),

@@ -72,9 +72,11 @@ class DeadLetters(SupervisedActor):
         )
 
     def on_stop(self) -> None:
-        if self._producer is not None:
-            self._producer.flush(self._flush_timeout_s)
-        super().on_stop()
+        try:
+            if self._producer is not None:
+                self._producer.flush(self._flush_timeout_s)
+        finally:
+            super().on_stop()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, DeadLetter):

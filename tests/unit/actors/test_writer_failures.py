@@ -36,7 +36,7 @@ from cassandra.protocol import ServerError
 from feedline import statements as st
 from feedline.actors import cassandra_writer
 from feedline.actors.cassandra_writer import CassandraWriter
-from feedline.actors.messages import InvalidateBatch, Record, Work, WriteBatch
+from feedline.actors.messages import InjectFailure, InvalidateBatch, Record, Work, WriteBatch
 from feedline.pipeline.health_server import actors_report
 from feedline.pipeline.metrics import PipelineMetrics
 from feedline.settings import CassandraSettings, PipelineSettings
@@ -79,11 +79,15 @@ class Script:
 
 
 class FakeCluster:
+    fail_shutdown = False  # set by a test: the driver's shutdown raising on cue
+
     def __init__(self) -> None:
         self.shut_down = False
 
     def shutdown(self) -> None:
         self.shut_down = True
+        if self.fail_shutdown:
+            raise RuntimeError("shutdown failed")
 
 
 class FakePrepared:
@@ -417,3 +421,40 @@ def test_a_cluster_outage_is_not_blamed_on_the_events(
 
 def _assert(condition: bool, message: Any) -> None:
     assert condition, message
+
+
+def test_a_crash_is_reported_even_when_closing_the_cluster_fails(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of issue 15, defect 7's pattern: the writer closed its cluster before
+    reporting; pykka swallows an error in on_failure, so a failing shutdown hid the
+    writer's death and the supervisor never restarted it."""
+    monkeypatch.setattr(FakeCluster, "fail_shutdown", True)
+    root = Supervisor.start(
+        name="root",
+        children=[
+            ChildSpec(
+                id="writer-0",
+                actor=CassandraWriter,
+                kwargs={
+                    "cassandra_settings": CassandraSettings(),
+                    "pipeline": FAST,
+                    "invalidators": rig.invalidators,
+                    "metrics": rig.metrics,
+                },
+            )
+        ],
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=Intensity(max_restarts=100, period=60.0),
+        on_escalate=lambda _error: None,
+    )
+    first = root.ask(WhichChild("writer-0"))
+    first.tell(WriteBatch((unfollow(51, follower=4),)))  # connects (a cluster to close)
+    eventually(lambda: _assert(51 in rig.invalidators.acked(), "not written"))
+    first.tell(InjectFailure("boom"))
+
+    def restarted() -> None:
+        now = root.ask(WhichChild("writer-0"))
+        _assert(now is not None and now != first and now.is_alive(), "not restarted")
+
+    eventually(restarted)
