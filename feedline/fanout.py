@@ -47,6 +47,7 @@ from feedline.strategies.base import (
     Backfill,
     Expansion,
     FanOutShard,
+    ModeCheck,
     Mutation,
     PurgeShard,
     Unbackfill,
@@ -114,29 +115,50 @@ def in_window(shard_created: datetime, followed_at: datetime | None, window_ms: 
 # -- the programs ----------------------------------------------------------------------
 
 
-def program(expansion: Expansion, window_ms: int, chunk: int = CHUNK) -> Program[Writes]:
-    """Return the program of the first step of ``expansion`` (``Writes.more`` the rest)."""
+def program(
+    expansion: Expansion, window_ms: int, chunk: int = CHUNK, pull: PullPolicy | None = None
+) -> Program[Writes]:
+    """Return the program of the first step of ``expansion`` (``Writes.more`` the rest).
+
+    ``pull`` is the hybrid fan-out's policy; None (FEEDLINE_PULL_THRESHOLD=0): every
+    author is push, and no program reads or writes a mode or a pull list.
+    """
+    on = pull is not None
     if isinstance(expansion, FanOutShard):
-        return fan_out(expansion, window_ms, chunk)
+        return fan_out(expansion, window_ms, chunk, pull=on)
     if isinstance(expansion, Backfill):
-        return backfill(expansion, window_ms, chunk)
+        return backfill(expansion, window_ms, chunk, pull=on)
     if isinstance(expansion, Unbackfill):
-        return unbackfill(expansion, chunk)
+        return unbackfill(expansion, chunk, pull=on)
     if isinstance(expansion, PurgeShard):
         return purge(expansion, window_ms, chunk)
+    if isinstance(expansion, ModeCheck):
+        return mode_check(expansion, window_ms, chunk, pull)
     raise TypeError(f"unknown expansion {expansion!r}")
 
 
 def fan_out(
-    e: FanOutShard, window_ms: int, chunk: int = CHUNK, after: int = BEFORE_ALL
+    e: FanOutShard,
+    window_ms: int,
+    chunk: int = CHUNK,
+    after: int = BEFORE_ALL,
+    pull: bool = False,
 ) -> Program[Writes]:
     """Put a new shard in each follower's feed whose window holds it, at that edge's LSN.
 
     One step is one page of followers after ``after``: it is written, then re-validated
     (the page's id range read again), before the next page is read. Each cell's order of
     events (shard written, edge read, row written, row re-validated) is as in one big step.
+    With ``pull``, the first step also reads the author's mode: a settled pull author's
+    shard is written nowhere else (readers merge it in).
     """
-    [followers] = yield [Read(st.SELECT_FOLLOWERS_PAGE, (e.author_id, after, chunk))]
+    reads = [Read(st.SELECT_FOLLOWERS_PAGE, (e.author_id, after, chunk))]
+    if pull and after == BEFORE_ALL:
+        reads.append(Read(st.SELECT_AUTHOR_MODE, (e.author_id,)))
+    found = yield reads
+    followers = found[0]
+    if len(found) > 1 and mode_of(found[1]).skips:
+        return Writes([], set())
     more = next_page(followers, chunk, lambda last: fan_out(e, window_ms, chunk, last))
     written = {
         r.follower_id: (r.edge_lsn if r.edge_lsn is not None else e.lsn)
@@ -207,23 +229,30 @@ def no_reads(writes: Writes) -> Program[Writes]:
     yield  # a generator, like every program
 
 
-def backfill(e: Backfill, window_ms: int, chunk: int = CHUNK) -> Program[Writes]:
+def backfill(
+    e: Backfill, window_ms: int, chunk: int = CHUNK, pull: bool = False
+) -> Program[Writes]:
     """Make the follower's feed hold exactly the followee's shards in the follow's window.
 
     Writes the window's shards at the follow's LSN, and deletes at that LSN whatever the
     index holds of the pair below the window (rows of an older edge, or written before
     windows existed): a newer edge event's writes are above it and win. The slices are read
     once; the writes go ``chunk`` feed rows (a row and its index row) per step, and the
-    re-validation after the last.
+    re-validation after the last. With ``pull``, a follow of an author whose decision is
+    pull also puts the author in the follower's pull list (docs/events.md, "Push and pull
+    authors"), at max(this LSN, the decision's).
     """
     f, a, ts = e.follower_id, e.followee_id, e.lsn
     since = window_start(e.created_at, window_ms)
-    [shards, held] = yield [
-        Read(st.SELECT_AUTHOR_SHARDS_SINCE, (a, since)),
-        Read(st.SELECT_FEED_INDEX, (f, a)),
-    ]
+    reads = [Read(st.SELECT_AUTHOR_SHARDS_SINCE, (a, since)), Read(st.SELECT_FEED_INDEX, (f, a))]
+    if pull:
+        reads.append(Read(st.SELECT_AUTHOR_MODE, (a,)))
+    found = yield reads
+    shards, held = found[0], found[1]
     written = [(r.created_at, r.shard_id) for r in shards]
     mutations = [m for c, s in written for m in feed_insert(f, a, c, s, ts)]
+    if pull and (mode := mode_of(found[2])).target == PULL:
+        mutations.insert(0, pull_entry(f, a, max(ts, mode.target_lsn)))
     mutations += [
         m
         for r in held
@@ -249,7 +278,7 @@ def backfill(e: Backfill, window_ms: int, chunk: int = CHUNK) -> Program[Writes]
     return in_steps(mutations, {cache_keys.feed(f)}, 2 * chunk, recheck)
 
 
-def unbackfill(e: Unbackfill, chunk: int = CHUNK) -> Program[Writes]:
+def unbackfill(e: Unbackfill, chunk: int = CHUNK, pull: bool = False) -> Program[Writes]:
     """Delete what the follower's feed holds from the followee, at the unfollow's LSN.
 
     Reading the index (what IS in the feed, not shards_by_author) also finds a shard whose
@@ -258,9 +287,21 @@ def unbackfill(e: Unbackfill, chunk: int = CHUNK) -> Program[Writes]:
     tombstone; nothing is written when the feed holds nothing of the followee. The feed
     rows go ``chunk`` per step and the index tombstone alone in the last step, after them
     all: a crash in between leaves the index whole, so the re-sent event finds every row.
+    With ``pull``, the followee leaves the follower's pull list at the unfollow's LSN too.
     """
     f, a = e.follower_id, e.followee_id
     [rows] = yield [Read(st.SELECT_FEED_INDEX, (f, a))]
+    writes = unbackfill_steps(e, rows, chunk)
+    if pull:
+        gone = mutation(st.DELETE_PULL_FOLLOWING, (f, a), e.lsn)
+        writes = replace(writes, mutations=[gone, *writes.mutations])
+    return writes
+
+
+def unbackfill_steps(e: Unbackfill, rows: Rows, chunk: int) -> Writes:
+    """Return an unfollow's deletes of the indexed ``rows``: feed rows a chunk per step,
+    then the index slice's range tombstone alone."""
+    f, a = e.follower_id, e.followee_id
     if not rows:
         return Writes([], {cache_keys.feed(f)})
     keys = {cache_keys.feed(f)}
@@ -327,6 +368,170 @@ def feed_delete(
         mutation(st.DELETE_FEED_ITEM, (user_id, created_at, shard_id), ts),
         mutation(st.DELETE_FEED_INDEX, (user_id, author_id, created_at, shard_id), ts),
     ]
+
+
+# -- hybrid fan-out: push and pull authors (issue 16) --------------------------------
+
+PUSH, PULL = "push", "pull"
+
+
+@dataclass(frozen=True)
+class PullPolicy:
+    """Decide an author's mode from their follower count, with hysteresis.
+
+    Pull above ``threshold`` followers, push again below ``threshold * hysteresis``; in
+    between the author keeps the mode they have, so an author near the line does not flap.
+    """
+
+    threshold: int
+    hysteresis: float
+
+    @classmethod
+    def from_settings(cls, pipeline: PipelineSettings) -> PullPolicy | None:
+        """Return the policy, or None while pull is off (FEEDLINE_PULL_THRESHOLD=0)."""
+        if pipeline.pull_threshold <= 0:
+            return None
+        return cls(pipeline.pull_threshold, pipeline.pull_hysteresis)
+
+    def decide(self, follower_count: int, current: str) -> str:
+        if follower_count > self.threshold:
+            return PULL
+        if follower_count < self.threshold * self.hysteresis:
+            return PUSH
+        return current
+
+
+@dataclass(frozen=True)
+class Mode:
+    """An author's mode decision, its LSN, and whether its sweep is done (settled)."""
+
+    target: str
+    target_lsn: int
+    settled: bool
+
+    @property
+    def skips(self) -> bool:
+        """Return True if a new shard of the author is copied into no follower's feed."""
+        return self.target == PULL and self.settled
+
+
+def mode_of(rows: Rows) -> Mode:
+    """Return the mode held in ``author_mode`` rows (no row, or no decision: push)."""
+    if not rows or rows[0].target is None:
+        return Mode(PUSH, 0, True)
+    r = rows[0]
+    return Mode(r.target, r.target_lsn or 0, r.settled_lsn == r.target_lsn)
+
+
+def pull_entry(user_id: int, author_id: int, ts: int) -> Mutation:
+    """Return the write of ``author_id`` into ``user_id``'s pull list at ``ts``."""
+    return mutation(st.INSERT_PULL_FOLLOWING, (user_id, author_id), ts)
+
+
+def mode_check(
+    e: ModeCheck, window_ms: int, chunk: int, pull: PullPolicy | None
+) -> Program[Writes]:
+    """Decide the author's mode from a follower count; on a change, sweep the followers.
+
+    A decision is written at the users event's LSN, then swept a page of followers per
+    step (``sweep``), then settled. An event older than the standing decision changes
+    nothing; one that confirms an unsettled decision (the same event re-delivered after a
+    crash) resumes its sweep from the start (every step is idempotent).
+    """
+    if pull is None:
+        return Writes([], set())
+    [rows] = yield [Read(st.SELECT_AUTHOR_MODE, (e.author_id,))]
+    now = mode_of(rows)
+    if e.lsn < now.target_lsn:
+        return Writes([], set())
+    want = pull.decide(e.follower_count, now.target)
+    if want == now.target:
+        if now.settled:
+            return Writes([], set())
+        return (yield from sweep(e.author_id, want, now.target_lsn, window_ms, chunk))
+    decided = mutation(st.DECIDE_AUTHOR_MODE, (e.author_id, want, e.lsn), e.lsn)
+    return Writes([decided], set(), None, lambda: sweep(e.author_id, want, e.lsn, window_ms, chunk))
+
+
+def sweep(
+    author: int, target: str, lsn: int, window_ms: int, chunk: int, after: int = BEFORE_ALL
+) -> Program[Writes]:
+    """Move one page of the author's followers to the decision ``target`` made at ``lsn``.
+
+    Pull: put the author in each follower's pull list, at max(edge LSN, ``lsn``). Push:
+    backfill each follower's window of the author's shards at the edge's LSN, re-validate,
+    then take the author out of their pull lists at max(edge LSN, ``lsn``) (higher than
+    any entry of an older decision). After the last page, settle the decision.
+    """
+    [followers] = yield [Read(st.SELECT_FOLLOWERS_PAGE, (author, after, chunk))]
+    more = next_page(
+        followers, chunk, lambda last: sweep(author, target, lsn, window_ms, chunk, last)
+    ) or (lambda: no_reads(Writes([mutation(st.SETTLE_AUTHOR_MODE, (author, lsn), lsn)], set())))
+    at = {r.follower_id: max(r.edge_lsn or 0, lsn) for r in followers}
+    keys = {cache_keys.feed(f) for f in at}
+    if target == PULL:
+        return Writes([pull_entry(f, author, ts) for f, ts in at.items()], keys, None, more)
+    drop = Writes(
+        [mutation(st.DELETE_PULL_FOLLOWING, (f, author), ts) for f, ts in at.items()],
+        keys,
+        None,
+        more,
+    )
+    if not followers:
+        return drop
+    writes = yield from catch_up(author, followers, window_ms, chunk)
+    return chained(writes, lambda: no_reads(drop))
+
+
+def catch_up(author: int, followers: Rows, window_ms: int, chunk: int) -> Program[Writes]:
+    """Write each follower's window of the author's shards into their feed (a fan-out of
+    every shard the author posted while pull), at each edge's LSN, then re-validate as a
+    fan-out does: a shard gone is deleted at TERMINAL, a row whose edge is gone or no
+    longer holds it at the timestamp it was written."""
+    edges = {r.follower_id: (r.edge_lsn or 0, r.created_at) for r in followers}
+    since = min(
+        (window_start(c, window_ms) if c is not None else EPOCH for _, c in edges.values()),
+    )
+    [shards] = yield [Read(st.SELECT_AUTHOR_SHARDS_SINCE, (author, since))]
+    cells = [
+        (f, r.created_at, r.shard_id, ts)
+        for f, (ts, followed_at) in edges.items()
+        for r in shards
+        if in_window(r.created_at, followed_at, window_ms)
+    ]
+    mutations = [m for f, c, s, ts in cells for m in feed_insert(f, author, c, s, ts)]
+    keys = {cache_keys.feed(f) for f, *_ in cells}
+    first, last = min(edges), max(edges)
+
+    def recheck() -> Program[list[Mutation]]:
+        [latest, now] = yield [
+            Read(st.SELECT_AUTHOR_SHARDS_SINCE, (author, since)),
+            Read(st.SELECT_FOLLOWERS_BETWEEN, (author, first, last)),
+        ]
+        still = {r.shard_id for r in latest}
+        current = {r.follower_id: r.created_at for r in now}
+        out: list[Mutation] = []
+        for f, c, s, ts in cells:
+            if s not in still:
+                out += feed_delete(f, author, c, s, TERMINAL)
+            elif f not in current or not in_window(c, current[f], window_ms):
+                out += feed_delete(f, author, c, s, ts)
+        return out
+
+    return in_steps(mutations, keys, 2 * chunk, recheck)
+
+
+def chained(writes: Writes, after: Callable[[], Program[Writes]]) -> Writes:
+    """Return ``writes`` with ``after`` run once its last step (and recheck) is done."""
+    if writes.more is None:
+        return replace(writes, more=after)
+    nxt = writes.more
+
+    def rest() -> Program[Writes]:
+        w = yield from nxt()
+        return chained(w, after)
+
+    return replace(writes, more=rest)
 
 
 # -- bounded feeds (issue 16) ---------------------------------------------------------
@@ -494,10 +699,11 @@ class Expander:
         self._window_ms = pipeline.backfill_window_s * 1000
         self._concurrency = max(1, pipeline.read_concurrency)
         self._chunk = max(1, pipeline.expansion_chunk)
+        self._pull = PullPolicy.from_settings(pipeline)
 
     def expand(self, expansion: Expansion) -> Expanded:
         """Expand the first step of ``expansion``; ``more`` of the result the next one."""
-        prog = program(expansion, self._window_ms, self._chunk)
+        prog = program(expansion, self._window_ms, self._chunk, self._pull)
         return self.step(trimmed(prog, self._trims, own_feed(expansion)))
 
     def step(self, prog: Program[Writes]) -> Expanded:

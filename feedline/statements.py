@@ -87,6 +87,10 @@ TABLES: dict[str, Table] = {
         Table("likes_by_shard", ("shard_id",), ("user_id",), ("created_at",)),
         Table("followers_by_user", ("user_id",), ("follower_id",), ("created_at", "edge_lsn")),
         Table("following_by_user", ("user_id",), ("followee_id",), ("created_at", "edge_lsn")),
+        # Hybrid fan-out (0003_pull_authors.cql, docs/events.md "Push and pull authors"): an
+        # author's mode decision, and the pull authors each reader follows (a superset).
+        Table("author_mode", ("author_id",), (), ("target", "target_lsn", "settled_lsn")),
+        Table("pull_following_by_user", ("user_id",), ("author_id",)),
     )
 }
 
@@ -210,6 +214,10 @@ UPSERT_COMMENT = "upsert_comment"
 DELETE_COMMENT = "delete_comment"
 UPSERT_LIKE = "upsert_like"
 DELETE_LIKE = "delete_like"
+DECIDE_AUTHOR_MODE = "decide_author_mode"
+SETTLE_AUTHOR_MODE = "settle_author_mode"
+INSERT_PULL_FOLLOWING = "insert_pull_following"
+DELETE_PULL_FOLLOWING = "delete_pull_following"
 
 SELECT_FOLLOWERS_PAGE = "select_followers_page"
 SELECT_FOLLOWERS_BETWEEN = "select_followers_between"
@@ -218,6 +226,7 @@ SELECT_AUTHOR_SHARD = "select_author_shard"
 SELECT_FEED_INDEX = "select_feed_index"
 SELECT_FEED_INDEX_ITEM = "select_feed_index_item"
 SELECT_EDGE = "select_edge"
+SELECT_AUTHOR_MODE = "select_author_mode"
 SELECT_FEED_TRIM = "select_feed_trim"
 SELECT_FEED_INDEX_ALL = "select_feed_index_all"
 
@@ -255,6 +264,12 @@ _ALL: tuple[Statement, ...] = (
     _delete(DELETE_COMMENT, "comments_by_shard"),
     _insert(UPSERT_LIKE, "likes_by_shard"),
     _delete(DELETE_LIKE, "likes_by_shard"),
+    # Hybrid fan-out: a mode decision (at its users event's LSN), its settling once the
+    # sweep over the author's followers is done (same timestamp), and reader pull lists.
+    _insert(DECIDE_AUTHOR_MODE, "author_mode", ("author_id", "target", "target_lsn")),
+    _insert(SETTLE_AUTHOR_MODE, "author_mode", ("author_id", "settled_lsn")),
+    _insert(INSERT_PULL_FOLLOWING, "pull_following_by_user"),
+    _delete(DELETE_PULL_FOLLOWING, "pull_following_by_user"),
     # FanOutShard, PurgeShard: the next page of an author's followers after a clustering
     # position, when each edge was created (the backfill window) and the LSN of its newest
     # follow; a big fan-out goes a page per step (fanout.py, issue 16).
@@ -312,6 +327,13 @@ _ALL: tuple[Statement, ...] = (
         "following_by_user",
         ("user_id", "followee_id"),
         "SELECT created_at, edge_lsn FROM following_by_user WHERE user_id = ? AND followee_id = ?",
+    ),
+    # Hybrid fan-out: an author's mode decision and whether its sweep is done.
+    _select(
+        SELECT_AUTHOR_MODE,
+        "author_mode",
+        ("author_id",),
+        "SELECT target, target_lsn, settled_lsn FROM author_mode WHERE author_id = ?",
     ),
     # A feed trim: the feed's live rows with their write timestamps (the trim's tombstone
     # is written at the highest), and the feed index's rows (what to trim there).

@@ -120,7 +120,23 @@ class PurgeShard:
     created_at: datetime
 
 
-Expansion = FanOutShard | Backfill | Unbackfill | PurgeShard
+@dataclass(frozen=True)
+class ModeCheck:
+    """Decide whether an author is push or pull from their follower count (hybrid fan-out).
+
+    Writer (``feedline.fanout.mode_check``, only with ``FEEDLINE_PULL_THRESHOLD`` > 0):
+    read ``author_mode``; if the count crosses the threshold (with hysteresis), write the
+    new decision at ts = lsn and sweep the author's followers a page per step (pull: add
+    the author to their pull lists; push: backfill their feeds, then drop the entries),
+    then mark it settled (docs/events.md, "Push and pull authors").
+    """
+
+    author_id: int
+    follower_count: int
+    lsn: int
+
+
+Expansion = FanOutShard | Backfill | Unbackfill | PurgeShard | ModeCheck
 
 
 @dataclass(frozen=True)

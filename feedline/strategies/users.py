@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from feedline import cache_keys
 from feedline import statements as st
-from feedline.strategies.base import ChangeEvent, Plan
+from feedline.strategies.base import ChangeEvent, ModeCheck, Plan
 from feedline.strategies.common import TableStrategy, mutation
 
 
@@ -29,8 +29,13 @@ class UsersStrategy(TableStrategy):
             u["shard_count"],
             u["created_at"],
         )
+        # A changed follower count may move the author across the pull threshold; the
+        # writer decides (and does nothing while pull is off).
+        before = (event.before or {}).get("follower_count")
+        check = event.op == "r" or (event.op == "u" and before != u["follower_count"])
         return Plan(
             mutations=(mutation(st.UPSERT_USER, params, event.lsn),),
+            expansions=(ModeCheck(u["id"], u["follower_count"], event.lsn),) if check else (),
             invalidations=(cache_keys.user(u["id"]),),
         )
 

@@ -204,6 +204,7 @@ def steps(
     shuffle: Shuffle | None = None,
     chunk: int = fanout.CHUNK,
     trims: fanout.FeedTrims | None = None,
+    pull: fanout.PullPolicy | None = None,
 ):
     """Yield after each atomic step of executing ``plan`` (one write, or one read).
 
@@ -212,6 +213,7 @@ def steps(
     concurrently), then its re-validation the same way; then the expansion's next step
     (``Writes.more``, ``chunk`` followers or rows each), as the writer does. With
     ``trims``, the feeds those steps fill are trimmed as the writer's ``Expander`` does.
+    ``pull`` is the hybrid fan-out's policy (None: every author is push).
     """
     order = shuffle or list
     for m in order(list(plan.mutations)):
@@ -219,7 +221,7 @@ def steps(
         yield
     for x in plan.expansions:
         make = (programs or {}).get(type(x))
-        prog = make(x, window_ms) if make else fanout.program(x, window_ms, chunk)
+        prog = make(x, window_ms) if make else fanout.program(x, window_ms, chunk, pull)
         if trims is not None:
             prog = fanout.trimmed(prog, trims, fanout.own_feed(x))
         while prog is not None:

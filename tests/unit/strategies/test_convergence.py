@@ -20,10 +20,19 @@ from hypothesis import strategies as hs
 
 from feedline import fanout
 from feedline import statements as st
+from feedline.readmodel.merge import merge, window_start_ms, within
 from feedline.strategies.base import Plan, Unbackfill
 from feedline.strategies.factory import SchemaAdapterStrategyFactory
 from tests.unit.strategies.events import T0, typed
-from tests.unit.strategies.history import Source, expected_feeds, expected_index, histories
+from tests.unit.strategies.history import (
+    Source,
+    create_users,
+    expected_feeds,
+    expected_index,
+    histories,
+    post,
+    toggle_follow,
+)
 from tests.unit.strategies.lww import Store, apply_all, apply_concurrently, steps
 
 FACTORY = SchemaAdapterStrategyFactory()
@@ -315,3 +324,150 @@ def test_naive_unbackfill_misses_a_shard_deleted_concurrently():
     naive = run(programs={Unbackfill: naive_unbackfill})
     assert (2, T0, 10) in naive.rows("feed_by_user")  # leaked
     assert run().rows("feed_by_user") == {}
+
+
+# -- hybrid fan-out: push and pull authors (issue 16) ----------------------------------
+
+# Pull from 2 followers, push again at 0: with 4 users, authors cross both ways often.
+PULL = fanout.PullPolicy(threshold=1, hysteresis=0.9)
+P = {**W, "pull": PULL}
+
+
+def merged_feeds(store: Store, window_ms: int = WINDOW_MS) -> dict[int, set[int]]:
+    """Return each user's feed as a read shows it: the feed partition merged with the
+    shards, in the follow's window, of every pull-list author the user still follows
+    (``feedline.readmodel.merge``, as ``ReadModel`` does)."""
+    edges = {
+        (pk[0], pk[1]): r.get("created_at") for pk, r in store.rows("following_by_user").items()
+    }
+    by_author: dict[int, list] = {}
+    for author, created, sid in store.rows("shards_by_author"):
+        by_author.setdefault(author, []).append((fanout.epoch_ms(created), sid, author))
+    out = {}
+    for user in (1, 2, 3, 4):
+        sources = [
+            sorted(
+                (
+                    (fanout.epoch_ms(c), sid, None)
+                    for u, c, sid in store.rows("feed_by_user")
+                    if u == user
+                ),
+                reverse=True,
+            )
+        ]
+        for u, author in store.rows("pull_following_by_user"):
+            if u == user and (user, author) in edges:
+                followed = edges[(user, author)]
+                since = window_start_ms(
+                    None if followed is None else fanout.epoch_ms(followed), window_ms
+                )
+                sources.append(within(sorted(by_author.get(author, []), reverse=True), since))
+        rows, _ = merge(sources, 10**6)
+        out[user] = {r[1] for r in rows}
+    return out
+
+
+def modes(store: Store) -> dict[int, str]:
+    return {pk[0]: r["target"] for pk, r in store.rows("author_mode").items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories(max_actions=30))
+def test_with_pull_in_order_the_merged_feed_is_the_expected_feed(src):
+    store = apply_all(Store(), plans(in_lsn_order(src)), **P)
+    assert merged_feeds(store) == expected_feeds(src, WINDOW_MS)
+    # A settled pull author's followers list them: the merge has what fan-out skipped.
+    for follower, author in src.follows:
+        if modes(store).get(author) == "pull":
+            assert (follower, author) in store.rows("pull_following_by_user")
+
+
+@settings(max_examples=400, deadline=None)
+@given(deliveries(max_actions=30))
+def test_with_pull_any_order_and_duplicates_give_the_expected_merged_feed(case):
+    src, delivered = case
+    store = apply_all(Store(), plans(delivered), **P)
+    assert merged_feeds(store) == expected_feeds(src, WINDOW_MS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(deliveries(max_actions=20), hs.randoms(use_true_random=False))
+def test_with_pull_concurrent_writers_in_steps_give_the_expected_merged_feed(case, rnd):
+    """Mode sweeps, fan-outs, follows, unfollows, deletes and replays all interleaved one
+    read or write at a time, every expansion a follower or a feed row per step."""
+    src, delivered = case
+    store = apply_concurrently(
+        Store(),
+        plans(delivered),
+        rnd.randrange,
+        shuffle=lambda ms: rnd.sample(ms, len(ms)),
+        chunk=1,
+        **P,
+    )
+    assert merged_feeds(store) == expected_feeds(src, WINDOW_MS)
+
+
+def _crossing_history() -> Source:
+    """Author 1 gains two followers (pull), posts, gains a third, loses all (push), posts."""
+    src = Source()
+    create_users(src)
+    toggle_follow(src, 2, 1)
+    post(src, 1)
+    toggle_follow(src, 3, 1)  # 2 followers: pull
+    post(src, 1)
+    toggle_follow(src, 4, 1)
+    post(src, 1)
+    toggle_follow(src, 2, 1)
+    toggle_follow(src, 3, 1)
+    toggle_follow(src, 4, 1)  # 0 followers: push
+    toggle_follow(src, 4, 1)
+    post(src, 1)
+    return src
+
+
+def test_an_author_crossing_both_ways_writes_o1_rows_while_pull_and_converges():
+    src = _crossing_history()
+    events = in_lsn_order(src)
+    store = Store()
+    seen_pull = False
+    for e in events:
+        apply_all(store, plans([e]), window_ms=10**9, pull=PULL)
+        if modes(store).get(1) == "pull" and e.table == "shards" and e.op == "c":
+            seen_pull = True
+            # The pull author's shard is in their own feed only (O(1) rows for the post).
+            holders = {u for u, _, sid in store.rows("feed_by_user") if sid == e.after["id"]}
+            assert holders == {1}
+        assert merged_feeds(store, 10**9) == expected_feeds_now(store, src, e.lsn)
+    assert seen_pull
+    assert modes(store)[1] == "push"
+    assert store.rows("pull_following_by_user") == {}  # the push sweep dropped the entries
+    assert merged_feeds(store, 10**9) == expected_feeds(src, 10**9)
+    assert feeds_of(store) == expected_feeds(src, 10**9)  # push again: every row is written
+
+
+def expected_feeds_now(store: Store, src: Source, lsn: int) -> dict[int, set[int]]:
+    """Return the expected feeds of the history's prefix up to ``lsn`` (no window)."""
+    prefix = Source()
+    create_users(prefix)
+    for e in in_lsn_order(src):
+        if e.lsn > lsn or e.table not in ("followers", "shards"):
+            continue
+        if e.table == "followers":
+            key = (e.row["follower_id"], e.row["followee_id"])
+            if e.op == "d":
+                prefix.follows.pop(key, None)
+            else:
+                prefix.follows[key] = e.after
+        elif e.op == "d":
+            prefix.shards.pop(e.before["id"], None)
+        else:
+            prefix.shards[e.after["id"]] = e.after
+    return expected_feeds(prefix, 10**9)
+
+
+def test_pull_off_plans_the_same_writes_as_before():
+    """FEEDLINE_PULL_THRESHOLD=0 (pull None): no mode or pull-list read or write at all."""
+    src = _crossing_history()
+    store = apply_all(Store(), plans(in_lsn_order(src)), **W)
+    assert store.rows("author_mode") == {} and store.rows("pull_following_by_user") == {}
+    assert not [k for k in store.log if k[1] in ("author_mode", "pull_following_by_user")]

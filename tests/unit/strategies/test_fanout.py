@@ -203,7 +203,9 @@ def test_expander_runs_programs_and_its_recheck_afresh_each_call(lsn):
             st.SELECT_FEED_INDEX: [Row(created_at=NAIVE_T0, shard_id=10)],
         }
     )
-    settings = Row(backfill_window_s=7 * 24 * 3600, read_concurrency=4, expansion_chunk=500)
+    settings = Row(
+        backfill_window_s=7 * 24 * 3600, read_concurrency=4, expansion_chunk=500, pull_threshold=0
+    )
     trims = fanout.FeedTrims(cap=800, slack=0.1)  # no feed here comes near the cap
     expander = fanout.Expander(session, fanout.PreparedStatements(session), settings, trims)
     out = expander.expand(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900))

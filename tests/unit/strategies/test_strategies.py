@@ -11,6 +11,7 @@ from feedline.strategies.base import (
     TERMINAL,
     Backfill,
     FanOutShard,
+    ModeCheck,
     Mutation,
     Plan,
     PurgeShard,
@@ -40,8 +41,17 @@ def test_users_upsert_whole_profile_at_lsn(op):
     plan = UsersStrategy().plan(event("users", op, before=u if op == "u" else None, after=u, lsn=L))
     assert plan == Plan(
         mutations=(m("upsert_user", (1, "ada", 2, 3, 4, T0), L, "users_by_id", 1),),
+        # A snapshot row may be a big account already: its mode is checked.
+        expansions=(ModeCheck(1, 2, L),) if op == "r" else (),
         invalidations=("fl:user:1",),
     )
+
+
+def test_users_follower_count_change_checks_the_mode():
+    """A changed follower count asks the writer to check the author's push/pull mode."""
+    before, after = typed("users"), {**typed("users"), "follower_count": 9}
+    plan = UsersStrategy().plan(event("users", "u", before=before, after=after, lsn=L))
+    assert plan.expansions == (ModeCheck(1, 9, L),)
 
 
 def test_users_delete_at_lsn():
