@@ -148,9 +148,12 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Iterator[Log]:
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
 
 
-def run_big_then_small(log: Log, chunk: int) -> tuple[float, float | None, float | None]:
+def run_big_then_small(
+    log: Log, chunk: int, while_running: Callable[[Any], None] = lambda _writer: None
+) -> tuple[float, float | None, float | None]:
     """Send a big fan-out, then (once its first read runs) an ordinary post; return when
-    the ordinary post was sent and when each was acknowledged (None: not within 5 s)."""
+    the ordinary post was sent and when each was acknowledged (None: not within 5 s).
+    ``while_running(writer)`` runs once the ordinary post is acknowledged."""
     pipeline = PipelineSettings(expansion_chunk=chunk)
     writer = CassandraWriter.start(
         CassandraSettings(), pipeline, invalidators=Recorder(log), metrics=PipelineMetrics()
@@ -160,19 +163,26 @@ def run_big_then_small(log: Log, chunk: int) -> tuple[float, float | None, float
     sent = time.monotonic()
     writer.tell(WriteBatch((post(11, SMALL),)))
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and None in (log.acked_at(10), log.acked_at(11)):
+    while time.monotonic() < deadline and log.acked_at(11) is None:
+        time.sleep(0.01)
+    while_running(writer)
+    while time.monotonic() < deadline and log.acked_at(10) is None:
         time.sleep(0.01)
     return sent, log.acked_at(10), log.acked_at(11)
 
 
 def test_an_ordinary_post_is_acknowledged_while_a_big_fan_out_is_still_in_steps(log: Log) -> None:
-    sent, big_acked, small_acked = run_big_then_small(log, chunk=5)
+    shown: list[str] = []
+    sent, big_acked, small_acked = run_big_then_small(
+        log, 5, lambda writer: shown.extend(writer.proxy().health().get(timeout=5)["expanding"])
+    )
     assert small_acked is not None and big_acked is not None
     # The ordinary post waited for a step of the big one (5 rows: 0.1 s), not for all of it.
     assert small_acked - sent < 0.6, f"ordinary post acknowledged {small_acked - sent:.2f} s late"
     assert small_acked < big_acked
     big_reads = [e for t, e in log.entries if e[:2] == ("read", BIG) and t > small_acked]
     assert big_reads, "the big fan-out was already over when the ordinary post was done"
+    assert [e.split(" for ")[0] for e in shown] == ["feedline.public.shards[0]@10"], shown
 
 
 def test_a_big_fan_out_is_acknowledged_only_after_its_last_step(log: Log) -> None:
