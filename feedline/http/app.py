@@ -38,8 +38,15 @@ from feedline.settings import Settings, load
 def read_model(settings: Settings, db: Database) -> ReadModel:
     """Build the read side (Redis cache in front of the Cassandra read model), unconnected."""
     reads = settings.reads
+    pipeline = settings.pipeline
+    # Pull authors' shards are merged into feeds at read time, in the follow's window.
+    pull_window_ms = pipeline.backfill_window_s * 1000 if pipeline.pull_threshold > 0 else None
     return ReadModel(
-        Cache(settings.redis.url, reads), ReadStore(settings.cassandra, reads), db, reads
+        Cache(settings.redis.url, reads),
+        ReadStore(settings.cassandra, reads),
+        db,
+        reads,
+        pull_window_ms,
     )
 
 

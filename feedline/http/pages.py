@@ -86,7 +86,8 @@ def _render(
     body = b'{"items":[' + b",".join(items) + b'],"next_cursor":' + dumps(page.next_cursor) + b"}"
     if not page.windowed:
         return body, None
-    return body, [spec.key(owner)] + [OBJECT_KEYS[kind](id_) for kind, id_ in wanted]
+    keys = [spec.key(owner), *page.keys]
+    return body, keys + [OBJECT_KEYS[kind](id_) for kind, id_ in wanted]
 
 
 def handle_of(profile: bytes | None) -> str | None:

@@ -30,11 +30,14 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from feedline import cache_keys
 from feedline.db import Database
 from feedline.errors import BadCursor, NotFound
 from feedline.readmodel.cache import Cache
 from feedline.readmodel.cursor import CursorCodec
 from feedline.readmodel.formats import (
+    AUTHOR,
+    FEED,
     LEASE,
     NEGATIVE,
     OBJECT_KEYS,
@@ -42,7 +45,9 @@ from feedline.readmodel.formats import (
     VALUE,
     ListSpec,
     Window,
+    to_ms,
 )
+from feedline.readmodel.merge import merge, window_start_ms, within
 from feedline.readmodel.store import ReadStore
 from feedline.settings import ReadSettings
 
@@ -53,11 +58,16 @@ LOOKUPS = Counter("feedline_read_cache", "Read-path cache lookups by kind", ["ki
 
 @dataclass(frozen=True)
 class Page:
-    """Rows of one page, the cursor after them, and whether they came from the window."""
+    """Rows of one page, the cursor after them, and whether they came from the window.
+
+    ``keys`` names the other cached windows a windowed page was made from (a merged
+    feed page: its pull authors' shard lists).
+    """
 
     rows: list[tuple[Any, ...]]
     next_cursor: str | None
     windowed: bool
+    keys: tuple[str, ...] = ()
 
 
 def _bounds(spec: ListSpec, position: tuple[int, ...]) -> tuple[Any, ...]:
@@ -81,8 +91,18 @@ EXISTS_SQL = {
 class ReadModel:
     """Pages and objects from Redis, falling back to Cassandra; see the module docstring."""
 
-    def __init__(self, cache: Cache, store: ReadStore, db: Database, reads: ReadSettings):
+    def __init__(
+        self,
+        cache: Cache,
+        store: ReadStore,
+        db: Database,
+        reads: ReadSettings,
+        pull_window_ms: int | None = None,
+    ):
+        """``pull_window_ms`` is the follow's backfill window when pull authors exist
+        (FEEDLINE_PULL_THRESHOLD > 0); None: every feed is one partition, nothing merged."""
         self.cache = cache
+        self._pull_window_ms = pull_window_ms
         self.store = store
         self._db = db
         self._reads = reads
@@ -102,6 +122,10 @@ class ReadModel:
         scope = f"{spec.name}:{owner}"
         after = None if cursor is None else self.cursors.decode(scope, cursor, spec.pos)
         bounds = None if after is None else _bounds(spec, after)
+        if spec is FEED and self._pull_window_ms is not None:
+            merged = self._merged(scope, owner, after, bounds, limit)
+            if merged is not None:
+                return merged
         if limit <= self._reads.window:
             served = _from_window(self._window(spec, owner), spec, after, limit)
             if served is not None:
@@ -113,6 +137,58 @@ class ReadModel:
             found = self.store.rows(f"{spec.name}_after", owner, *bounds, limit + 1)
         rows = [spec.row(r) for r in found]
         return Page(rows[:limit], self._next(scope, spec, rows[:limit], len(rows) > limit), False)
+
+    def _merged(
+        self,
+        scope: str,
+        owner: int,
+        after: tuple[int, ...] | None,
+        bounds: tuple[Any, ...] | None,
+        limit: int,
+    ) -> Page | None:
+        """Return a feed page merged with the reader's pull authors, or None if they have
+        none (docs/events.md, "Push and pull authors").
+
+        The pull list is a superset: an author is merged only while the reader follows
+        them (``following_by_user``, which also gives the follow's window). Each source is
+        read ``limit`` + 1 rows after the position, from its cached window when it covers
+        them (a pull author's window is shared by all their readers), so ``merge`` pages
+        exactly like one feed partition holding every row.
+        """
+        listed = [r.author_id for r in self.store.rows("pull_following", owner)]
+        edges = self.store.rows("following_in", owner, listed) if listed else []
+        if not edges:
+            return None
+        n = limit + 1
+        feed, windowed = self._rows_after(FEED, owner, after, bounds, n)
+        sources = [feed]
+        for edge in edges:
+            rows, cached = self._rows_after(AUTHOR, edge.followee_id, after, bounds, n)
+            followed = None if edge.created_at is None else to_ms(edge.created_at)
+            sources.append(within(rows, window_start_ms(followed, self._pull_window_ms)))
+            windowed = windowed and cached
+        rows, more = merge(sources, limit)
+        keys = tuple(cache_keys.user_shards(e.followee_id) for e in edges)
+        return Page(rows, self._next(scope, FEED, rows, more), windowed, keys)
+
+    def _rows_after(
+        self,
+        spec: ListSpec,
+        owner: int,
+        after: tuple[int, ...] | None,
+        bounds: tuple[Any, ...] | None,
+        n: int,
+    ) -> tuple[list[tuple[Any, ...]], bool]:
+        """Return up to ``n`` rows of a list after a position, and whether from its window."""
+        if n <= self._reads.window:
+            served = _from_window(self._window(spec, owner), spec, after, n)
+            if served is not None:
+                return served[0], True
+        if after is None:
+            found = self.store.rows(spec.name, owner, n)
+        else:
+            found = self.store.rows(f"{spec.name}_after", owner, *bounds, n)
+        return [spec.row(r) for r in found], False
 
     def rendered(
         self, spec: ListSpec, name: str, build: Callable[[], tuple[bytes, list[str] | None]]

@@ -75,4 +75,15 @@ def web() -> dict[str, str]:
         queries[f"{spec.name}_after"] = after(spec)
     for kind, table in OBJECT_TABLES.items():
         queries[kind] = rows_in(table)
+    queries.update(PULL)
     return queries
+
+
+# The hybrid fan-out's merge (``merge``, docs/events.md "Push and pull authors"): the pull
+# authors a reader lists, and which of them the reader follows, since when (one partition).
+PULL = {
+    "pull_following": partition("pull_following_by_user"),
+    "following_in": _select(
+        "following_by_user", ("followee_id", "created_at"), "user_id = ? AND followee_id IN ?"
+    ),
+}
