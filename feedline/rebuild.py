@@ -44,7 +44,7 @@ from feedline.readmodel.partitions import Partitions
 from feedline.settings import Settings
 from feedline.strategies.common import mutation
 from feedline.verify.model import Partition, Row, ms
-from feedline.verify.runner import check_user, feed_cap, orphan_partitions
+from feedline.verify.runner import check_user, feed_cap, orphan_partitions, pull_window_ms
 from feedline.verify.source import Expected, Source
 
 logger = logging.getLogger(__name__)
@@ -124,8 +124,17 @@ def rebuild(
         with tqdm(total=total, unit="user", desc="rebuild", disable=disable,
                   file=sys.stderr) as bar:  # fmt: skip
             for user_id in ids if ids is not None else source.user_ids():
-                expected, actual, _ = check_user(source, model, user_id, edge_lsn=ts)
+                expected, actual, found = check_user(
+                    source, model, user_id, edge_lsn=ts, pull_window_ms=pull_window_ms(settings)
+                )
                 upserts, deletes = plan_user(expected.partitions, actual, ts)
+                # Pull authors (docs/events.md, "Push and pull authors"): their rows are not
+                # written (the merged read shows them); missing pull-list entries are.
+                upserts += [
+                    mutation(st.INSERT_PULL_FOLLOWING, (user_id, d.identity), ts)
+                    for d in found
+                    if d.table == "pull_following_by_user"
+                ]
                 deletes = _spare_newer_shards(source, cut_below_cap(expected, deletes, ts))
                 _apply(model, prepared, upserts + deletes, concurrency)
                 _invalidate(redis_client, expected.partitions)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from feedline.fanout import FeedTrims
+from feedline.fanout import PULL, FeedTrims, in_window
 from feedline.readmodel.partitions import Partitions
 from feedline.settings import Settings
 from feedline.verify import cache
@@ -36,23 +36,75 @@ OnDifference = Callable[[Difference], None]
 
 
 def check_user(
-    source: Source, model: Partitions, user_id: int, edge_lsn: int | None = None
+    source: Source,
+    model: Partitions,
+    user_id: int,
+    edge_lsn: int | None = None,
+    pull_window_ms: int | None = None,
 ) -> tuple[Expected, dict[Partition, list[Row]], list[Difference]]:
-    """Return what ``user_id``'s partitions should hold, what they hold, and the diffs."""
+    """Return what ``user_id``'s partitions should hold, what they hold, and the diffs.
+
+    With pull authors (``pull_window_ms``: FEEDLINE_PULL_THRESHOLD > 0), the feed
+    compared is the one a read shows, merged with the pull authors' shards
+    (``merge_pulled``): rebuild then writes only what the merge does not show.
+    """
     expected = source.expected(user_id, edge_lsn)
     actual = model.read([(t, user_id) for t in USER_TABLES])
     feed, index = ("feed_by_user", user_id), ("feed_by_user_author", user_id)
+    pulled = [] if pull_window_ms is None else merge_pulled(model, user_id, actual, pull_window_ms)
     actual[feed], actual[index] = untrimmed(
         expected.partitions.get(feed, []), expected.beyond_cap, actual[feed], actual[index]
     )
     listed = {r["shard_id"] for r in actual[("shards_by_author", user_id)]}
     shards = expected.shard_ids | listed
     actual.update(model.read([(t, s) for s in shards for t in SHARD_TABLES]))
-    found: list[Difference] = []
+    found: list[Difference] = list(pulled)
     for part in sorted(set(actual) | set(expected.partitions)):
         table, key = part
         found += diff_partition(table, key, expected.partitions.get(part, []), actual.get(part, []))
     return expected, actual, found
+
+
+def merge_pulled(
+    model: Partitions, user_id: int, actual: dict[Partition, list[Row]], window_ms: int
+) -> list[Difference]:
+    """Add to ``actual``'s feed (and index) what a read merges in from pull authors, and
+    return the pull-list entries that are missing.
+
+    A read merges the shards, in the follow's window, of each author in the user's pull
+    list whom the user follows (``ReadModel``, docs/events.md "Push and pull authors"),
+    so the feed rows a pull author's shards did not get are not missing. The list is a
+    superset: every followed author whose decision is pull must be in it (an entry for
+    an author no longer followed, or push again, is harmless and not reported).
+    """
+    feed, index = ("feed_by_user", user_id), ("feed_by_user_author", user_id)
+    edges = {r["followee_id"]: r["created_at"] for r in actual[("following_by_user", user_id)]}
+    lists = ("pull_following_by_user", user_id)
+    parts = model.read([lists, *(("author_mode", a) for a in edges)])
+    listed = {r["author_id"] for r in parts[lists]} & set(edges)
+    missing = [
+        Difference("missing", "pull_following_by_user", user_id, a)
+        for a in sorted(edges)
+        if a not in listed and any(r["target"] == PULL for r in parts[("author_mode", a)])
+    ]
+    held = {r["shard_id"] for r in actual[feed]}
+    shards = model.read([("shards_by_author", a) for a in sorted(listed)])
+    for (_, author), rows in shards.items():
+        for r in rows:
+            if r["shard_id"] in held or not in_window(r["created_at"], edges[author], window_ms):
+                continue
+            held.add(r["shard_id"])
+            row = {"user_id": user_id, "author_id": author}
+            row.update(created_at=r["created_at"], shard_id=r["shard_id"])
+            actual[feed].append(row)
+            actual[index].append(row)
+    return missing
+
+
+def pull_window_ms(settings: Settings) -> int | None:
+    """Return the backfill window a read merges pull authors in with; None if pull is off."""
+    pipeline = settings.pipeline
+    return pipeline.backfill_window_s * 1000 if pipeline.pull_threshold > 0 else None
 
 
 def feed_cap(settings: Settings) -> dict[str, int]:
@@ -95,7 +147,9 @@ def verify(
                    file=sys.stderr)  # fmt: skip
         with bar:
             for user_id in ids if ids is not None else source.user_ids():
-                expected, actual, found = check_user(source, model, user_id)
+                expected, actual, found = check_user(
+                    source, model, user_id, pull_window_ms=pull_window_ms(settings)
+                )
                 report.users += 1
                 report.shards += len(expected.shard_ids)
                 report.partitions += len(set(actual) | set(expected.partitions))
