@@ -45,7 +45,7 @@ def ops_port(port: int) -> int:
 
 REDIS_ONLY_PORT = 18004  # the web with its near cache off (reads bench baseline)
 # Rate limits (FEEDLINE_RATE_*) that the bench's API clients would trip; see child_env.
-BENCH_RATES = ("POSTS", "COMMENTS", "LIKES", "FOLLOWS", "SIGNUP", "LOGIN")
+BENCH_RATES = ("POSTS", "COMMENTS", "LIKES", "FOLLOWS", "SIGNUP", "LOGIN", "FAILED_AUTH")
 
 
 @dataclass

@@ -13,6 +13,7 @@ The stack is shared with other tests and engineers: make your own rows, never tr
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,14 @@ from typing import Any
 import pytest
 
 from feedline.settings import Settings, load
+
+# Every request of the suite comes from 127.0.0.1 and shares the per-IP counters with
+# everyone on the stack (one run signs up ~230 users in its busiest minute; the failure
+# suite's load generator fails tokens on purpose): raise the per-IP limits for the suite
+# and the processes it starts. tests/integration/http/test_rate_limits.py sets its own.
+for _rule, _limit in (("SIGNUP", "600/minute"), ("LOGIN", "600/minute"),
+                      ("FAILED_AUTH", "300/minute")):  # fmt: skip
+    os.environ.setdefault(f"FEEDLINE_RATE_{_rule}", _limit)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
