@@ -193,3 +193,37 @@ def test_a_big_fan_out_is_acknowledged_only_after_its_last_step(log: Log) -> Non
     assert sum(pages) == 2 * len(FOLLOWERS[BIG]) and pages[-1] == 0
     writes_after = [e for t, e in log.entries if e[0] == "write" and t > big_acked]
     assert writes_after == [], "a step was written after the event was acknowledged"
+
+
+def test_a_failed_step_makes_the_big_event_start_over_and_it_is_acknowledged_once_through(
+    log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that fails (here a bug-like error on the third page) leaves the event
+    unacknowledged; it is retried from its first page, and acknowledged only after a run
+    whose every step went through."""
+    failures = [RuntimeError("third page failed")]
+    execute = FakeSession.execute
+
+    def failing(self: FakeSession, query: Any, *args: Any, **kw: Any) -> list[Any]:
+        name, values = query
+        third_page = name == st.SELECT_FOLLOWERS_PAGE and values[:2] == (BIG, 109)
+        if third_page and failures:
+            raise failures.pop()
+        return execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(FakeSession, "execute", failing)
+    pipeline = PipelineSettings(expansion_chunk=5, retry_backoff_max_s=0.05)
+    writer = CassandraWriter.start(
+        CassandraSettings(), pipeline, invalidators=Recorder(log), metrics=PipelineMetrics()
+    )
+    writer.tell(WriteBatch((post(10, BIG),)))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and log.acked_at(10) is None:
+        time.sleep(0.01)
+    acked = log.acked_at(10)
+    assert acked is not None and not failures
+    firsts = [t for t, e in log.entries if e == ("read", BIG, 5) and t < acked]
+    pages = [e[2] for t, e in log.entries if e[:2] == ("read", BIG) and t <= acked]
+    # page 1 and its recheck, page 2 and its recheck: then the failure; then all of it again
+    assert len(firsts) >= 2 * 2 + 2 * len(FOLLOWERS[BIG]) // 5
+    assert pages[-1] == 0 and [t for t, e in log.entries if e == ("ack", 10)] == [acked]
