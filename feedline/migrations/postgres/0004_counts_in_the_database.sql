@@ -52,6 +52,9 @@ BEGIN
               GROUP BY id) d
         WHERE f <> 0 OR g <> 0'
         INTO ids, followers, following;
+    IF ids IS NULL THEN  -- nothing counted changed (ON CONFLICT DO NOTHING, no rows)
+        RETURN NULL;
+    END IF;
     PERFORM 1 FROM public.users WHERE id = ANY (ids) ORDER BY id FOR NO KEY UPDATE;
     UPDATE public.users u
     SET follower_count = u.follower_count + d.f, following_count = u.following_count + d.g
@@ -72,6 +75,9 @@ BEGIN
         FROM (SELECT author_id, sum(n)::int AS n FROM changes GROUP BY author_id) d
         WHERE n <> 0'
         INTO ids, deltas;
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
     PERFORM 1 FROM public.users WHERE id = ANY (ids) ORDER BY id FOR NO KEY UPDATE;
     UPDATE public.users u SET shard_count = u.shard_count + d.n
     FROM unnest(ids, deltas) AS d (id, n)
@@ -92,6 +98,9 @@ BEGIN
         FROM (SELECT shard_id, sum(n)::int AS n FROM changes GROUP BY shard_id) d
         WHERE n <> 0'
         INTO ids, deltas;
+    IF ids IS NULL THEN
+        RETURN NULL;
+    END IF;
     PERFORM 1 FROM public.shards WHERE id = ANY (ids) ORDER BY id FOR NO KEY UPDATE;
     EXECUTE format(
         'UPDATE public.shards s SET %1$I = s.%1$I + d.n
