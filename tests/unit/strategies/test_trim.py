@@ -264,3 +264,28 @@ def test_trim_statements_are_slices_below_a_clustering_position():
     )
     assert index.bind_values((2, 1, T0, 10), 99) == (99, 2, 1, T0, 10)
     assert index.partition((2, 1, T0, 10)) == ("feed_by_user", 2)
+
+
+def test_an_unfollow_or_a_delete_after_a_trim_leaves_nothing_and_touches_no_trimmed_row():
+    """The trim cut the index with the feed, so an unfollow reads (and tombstones) only
+    the rows still in the feed, and a deleted trimmed shard's purge finds no index row:
+    no tombstone goes below the line, and nothing trimmed is written again."""
+    src = Source()
+    edge = typed("followers", follower_id=2, followee_id=1)
+    src.emit("followers", "c", after=edge)
+    rows = [typed("shards", id=10 + i, author_id=1, created_at=T0 + ms(10 * i)) for i in range(6)]
+    for row in rows:
+        src.emit("shards", "c", after=row)
+    src.emit("shards", "d", before=rows[0])
+    src.emit("followers", "d", before=edge)
+    *posts, delete, unfollow = in_lsn_order(src)
+    policy, window = trims(), WINDOW_MS * 1000
+    store = apply_all(Store(), plans(posts), window_ms=window, trims=policy)
+    assert feeds(store)[2] == {15, 14, 13}
+    store.log.clear()
+    apply_all(store, plans([delete, unfollow]), window_ms=window, trims=policy)
+    assert feeds(store)[2] == set() and store.rows("feed_by_user_author") == {}
+    mine = [(kind, table, key) for kind, table, key, _ in store.log if key[0] == 2]
+    assert sorted(key[-1] for _, table, key in mine if table == "feed_by_user") == [13, 14, 15]
+    assert [key for _, table, key in mine if table == "feed_by_user_author"] == [(2, 1)]
+    assert all(kind != "insert" for kind, _, key, _ in store.log if key[0] == 2)
