@@ -29,6 +29,7 @@ from tests.integration.http.conftest import (  # noqa: F401 - fixtures shared wi
     app,
     client,
     database,
+    query,
     signup,
 )
 from tests.kafka_groups import log_ends, start_group_at_log_end
