@@ -24,6 +24,10 @@ Every feed row a follow puts in a feed has an index row in ``feed_by_user_author
 (written and deleted with it, same batch, same timestamp): an unfollow reads the
 (follower, author) slice there instead of scanning the feed, and a shard delete reads one
 index row per follower and tombstones only rows that exist.
+
+Feeds are bounded (``FeedTrims``, ``trimmed``, ``trim``): the ``Expander`` counts the rows
+each step writes into each feed, and a feed that took ``cap x slack`` rows since its last
+trim is cut back to its newest ``cap`` with range tombstones, as a step of its own.
 """
 
 from __future__ import annotations
