@@ -471,3 +471,31 @@ def test_pull_off_plans_the_same_writes_as_before():
     store = apply_all(Store(), plans(in_lsn_order(src)), **W)
     assert store.rows("author_mode") == {} and store.rows("pull_following_by_user") == {}
     assert not [k for k in store.log if k[1] in ("author_mode", "pull_following_by_user")]
+
+
+def test_a_post_while_the_push_to_pull_sweep_runs_is_in_every_merged_feed_at_once():
+    """No gap during a crossing: fan-out keeps copying until the decision is settled, so a
+    shard posted after the decision is written, before the sweep listed the followers,
+    is in their feeds (skipping on an unsettled decision would lose it until the sweep)."""
+    src = Source()
+    create_users(src)
+    toggle_follow(src, 2, 1)
+    toggle_follow(src, 3, 1)  # author 1's second follower: pull
+    events = in_lsn_order(src)
+    crossing = next(
+        i
+        for i, e in enumerate(events)
+        if e.table == "users" and e.row["id"] == 1 and e.row["follower_count"] == 2
+    )
+    store = apply_all(Store(), plans(events[:crossing]), window_ms=10**9, pull=PULL)
+    sweep = steps(store, plans([events[crossing]])[0], window_ms=10**9, pull=PULL, chunk=1)
+    while modes(store).get(1) != "pull":
+        next(sweep)
+    assert store.rows("pull_following_by_user") == {}  # decided, nobody listed yet
+    post(src, 1)
+    apply_all(store, plans(in_lsn_order(src)[crossing + 1 :]), window_ms=10**9, pull=PULL)
+    assert merged_feeds(store, 10**9) == expected_feeds(src, 10**9)
+    for _ in sweep:
+        pass
+    assert set(store.rows("pull_following_by_user")) == {(2, 1), (3, 1)}
+    assert merged_feeds(store, 10**9) == expected_feeds(src, 10**9)
