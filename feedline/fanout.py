@@ -439,8 +439,9 @@ def mode_check(
 
     A decision is written at the users event's LSN, then swept a page of followers per
     step (``sweep``), then settled. An event older than the standing decision changes
-    nothing; one that confirms an unsettled decision (the same event re-delivered after a
-    crash) resumes its sweep from the start (every step is idempotent).
+    nothing; the event that made an unsettled decision, re-delivered after a crash,
+    resumes its sweep from the start (every step is idempotent); any other event leaves
+    a sweep under way alone (one sweep per crossing, however many follows arrive).
     """
     if pull is None:
         return Writes([], set())
@@ -450,7 +451,9 @@ def mode_check(
         return Writes([], set())
     want = pull.decide(e.follower_count, now.target)
     if want == now.target:
-        if now.settled:
+        # Only the deciding event resumes its sweep (re-delivered: it was not acknowledged
+        # before its last step); later events leave a running sweep alone.
+        if now.settled or e.lsn != now.target_lsn:
             return Writes([], set())
         return (yield from sweep(e.author_id, want, now.target_lsn, window_ms, chunk))
     decided = mutation(st.DECIDE_AUTHOR_MODE, (e.author_id, want, e.lsn), e.lsn)

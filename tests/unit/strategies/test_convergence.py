@@ -21,7 +21,7 @@ from hypothesis import strategies as hs
 from feedline import fanout
 from feedline import statements as st
 from feedline.readmodel.merge import merge, window_start_ms, within
-from feedline.strategies.base import Plan, Unbackfill
+from feedline.strategies.base import ModeCheck, Plan, Unbackfill
 from feedline.strategies.factory import SchemaAdapterStrategyFactory
 from tests.unit.strategies.events import T0, typed
 from tests.unit.strategies.history import (
@@ -499,3 +499,32 @@ def test_a_post_while_the_push_to_pull_sweep_runs_is_in_every_merged_feed_at_onc
         pass
     assert set(store.rows("pull_following_by_user")) == {(2, 1), (3, 1)}
     assert merged_feeds(store, 10**9) == expected_feeds(src, 10**9)
+
+
+def test_only_the_deciding_event_resumes_an_unsettled_sweep():
+    """A crossing costs one sweep: follows arriving while it runs (each a users event with
+    a count past the threshold) leave it alone; the deciding event, re-delivered after a
+    crash, runs it again; an older event changes nothing."""
+    store = Store()
+    store.apply(fanout.mutation(st.DECIDE_AUTHOR_MODE, (1, "pull", 500), 500))
+    store.insert("followers_by_user", {"user_id": 1, "follower_id": 2, "edge_lsn": 400}, 400)
+
+    def reads_of(lsn: int) -> list[str]:
+        prog = fanout.mode_check(ModeCheck(1, 5, lsn), 10**9, 10, PULL)
+        names = []
+        try:
+            reads = next(prog)
+            while True:
+                names += [r.statement for r in reads]
+                reads = prog.send([store.select(r) for r in reads])
+        except StopIteration as done:
+            writes = done.value
+        return names + [m.statement for m in writes.mutations]
+
+    assert reads_of(600) == [st.SELECT_AUTHOR_MODE]  # a later follow: nothing
+    assert reads_of(300) == [st.SELECT_AUTHOR_MODE]  # an older event: nothing
+    assert reads_of(500) == [  # the deciding event again: its sweep's first page
+        st.SELECT_AUTHOR_MODE,
+        st.SELECT_FOLLOWERS_PAGE,
+        st.INSERT_PULL_FOLLOWING,
+    ]
