@@ -160,10 +160,15 @@ class ReadModel:
         if not edges:
             return None
         n = limit + 1
-        feed, windowed = self._rows_after(FEED, owner, after, bounds, n)
+        lists = [(FEED, owner)] + [(AUTHOR, e.followee_id) for e in edges]
+        windows = self._windows(lists) if n <= self._reads.window else [None] * len(lists)
+        found = [
+            self._rows_after(spec, who, w, after, bounds, n)
+            for (spec, who), w in zip(lists, windows, strict=True)
+        ]
+        (feed, windowed), pulled = found[0], found[1:]
         sources = [feed]
-        for edge in edges:
-            rows, cached = self._rows_after(AUTHOR, edge.followee_id, after, bounds, n)
+        for edge, (rows, cached) in zip(edges, pulled, strict=True):
             followed = None if edge.created_at is None else to_ms(edge.created_at)
             sources.append(within(rows, window_start_ms(followed, self._pull_window_ms)))
             windowed = windowed and cached
@@ -175,13 +180,15 @@ class ReadModel:
         self,
         spec: ListSpec,
         owner: int,
+        window: Window | None,
         after: tuple[int, ...] | None,
         bounds: tuple[Any, ...] | None,
         n: int,
     ) -> tuple[list[tuple[Any, ...]], bool]:
-        """Return up to ``n`` rows of a list after a position, and whether from its window."""
-        if n <= self._reads.window:
-            served = _from_window(self._window(spec, owner), spec, after, n)
+        """Return up to ``n`` rows of a list after a position (from its ``window`` when it
+        holds them, else from Cassandra), and whether they came from the window."""
+        if window is not None:
+            served = _from_window(window, spec, after, n)
             if served is not None:
                 return served[0], True
         if after is None:
@@ -238,6 +245,35 @@ class ReadModel:
         if token is not None and entry == b"":  # b"": the lease is ours
             self.cache.fill(token, [(key, spec.encode(window), self._ttl[spec.name])])
         return window
+
+    def _windows(self, lists: list[tuple[ListSpec, int]]) -> list[Window]:
+        """Return several lists' windows with one Redis call; load and fill the misses.
+
+        ``_window`` for many lists at once (a merged feed page: the reader's feed and each
+        pull author's shard list).
+        """
+        keys = [spec.key(owner) for spec, owner in lists]
+        token, entries = self._lookup(keys)
+        out: list[Window] = []
+        fills = []
+        for (spec, owner), key, entry in zip(lists, keys, entries, strict=True):
+            if entry is not None and entry[:1] == VALUE:
+                _counter(spec.name, "hit").inc()
+                out.append(spec.decode(entry))
+                continue
+            _counter(spec.name, "miss").inc()
+            if entry is not None and entry[:1] == LEASE:
+                (entry,) = self.cache.wait_for([key])
+                if entry is not None and entry[:1] == VALUE:
+                    out.append(spec.decode(entry))
+                    continue
+            window = self._load_window(spec, owner)
+            if token is not None and entry == b"":
+                fills.append((key, spec.encode(window), self._ttl[spec.name]))
+            out.append(window)
+        if fills:
+            self.cache.fill(token, fills)
+        return out
 
     def _lookup(self, keys: list[str]) -> tuple[bytes | None, list[bytes | None]]:
         """Return (lease token, per key: its entry, b"" if we now hold its lease, or None).
