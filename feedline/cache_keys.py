@@ -12,6 +12,11 @@ def feed(user_id: int) -> str:
     return f"{PREFIX}feed:{user_id}"
 
 
+def pull_sources(user_id: int) -> str:
+    """The pull authors a user's feed merges in, with when the user followed each."""
+    return f"{PREFIX}pull:{user_id}"
+
+
 def user_shards(author_id: int) -> str:
     """First page of the shards a user wrote."""
     return f"{PREFIX}shards:{author_id}"

@@ -279,7 +279,8 @@ def backfill(
             for m in feed_delete(f, a, c, s, ts)
         ]
 
-    return in_steps(mutations, {cache_keys.feed(f)}, 2 * chunk, recheck)
+    keys = {cache_keys.feed(f), *([cache_keys.pull_sources(f)] if pull else [])}
+    return in_steps(mutations, keys, 2 * chunk, recheck)
 
 
 def unbackfill(e: Unbackfill, chunk: int = CHUNK, pull: bool = False) -> Program[Writes]:
@@ -298,7 +299,8 @@ def unbackfill(e: Unbackfill, chunk: int = CHUNK, pull: bool = False) -> Program
     writes = unbackfill_steps(e, rows, chunk)
     if pull:
         gone = mutation(st.DELETE_PULL_FOLLOWING, (f, a), e.lsn)
-        writes = replace(writes, mutations=[gone, *writes.mutations])
+        keys = writes.keys | {cache_keys.pull_sources(f)}
+        writes = replace(writes, mutations=[gone, *writes.mutations], keys=keys)
     return writes
 
 
@@ -475,7 +477,7 @@ def sweep(
         followers, chunk, lambda last: sweep(author, target, lsn, window_ms, chunk, last)
     ) or (lambda: no_reads(Writes([mutation(st.SETTLE_AUTHOR_MODE, (author, lsn), lsn)], set())))
     at = {r.follower_id: max(r.edge_lsn or 0, lsn) for r in followers}
-    keys = {cache_keys.feed(f) for f in at}
+    keys = {k for f in at for k in (cache_keys.feed(f), cache_keys.pull_sources(f))}
     if target == PULL:
         return Writes([pull_entry(f, author, ts) for f, ts in at.items()], keys, None, more)
     drop = Writes(

@@ -223,7 +223,8 @@ def _invalidate(client: Any, partitions: dict[Partition, list[Row]]) -> None:
     for table, key in partitions:
         if table == "users_by_id":
             keys |= {cache_keys.user(key), cache_keys.user_shards(key), cache_keys.feed(key),
-                     cache_keys.followers(key), cache_keys.following(key)}  # fmt: skip
+                     cache_keys.followers(key), cache_keys.following(key),
+                     cache_keys.pull_sources(key)}  # fmt: skip
         elif table == "shards_by_id":
             keys |= {cache_keys.shard(key), cache_keys.comments(key)}
     if keys:

@@ -24,6 +24,7 @@ Cassandra down ``DependencyUnavailable`` (Redis down is not an error: reads go o
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,9 @@ from feedline.readmodel.store import ReadStore
 from feedline.settings import ReadSettings
 
 logger = logging.getLogger(__name__)
+
+PAIRS = struct.Struct(">qq")  # a cached pull source: (author id, followed at ms)
+UNKNOWN = -(2**63)  # a follow of unknown time (its window holds every shard)
 
 LOOKUPS = Counter("feedline_read_cache", "Read-path cache lookups by kind", ["kind", "result"])
 
@@ -155,12 +159,11 @@ class ReadModel:
         them (a pull author's window is shared by all their readers), so ``merge`` pages
         exactly like one feed partition holding every row.
         """
-        listed = [r.author_id for r in self.store.rows("pull_following", owner)]
-        edges = self.store.rows("following_in", owner, listed) if listed else []
+        edges = self._pull_sources(owner)
         if not edges:
             return None
         n = limit + 1
-        lists = [(FEED, owner)] + [(AUTHOR, e.followee_id) for e in edges]
+        lists = [(FEED, owner)] + [(AUTHOR, author) for author, _ in edges]
         windows = self._windows(lists) if n <= self._reads.window else [None] * len(lists)
         found = [
             self._rows_after(spec, who, w, after, bounds, n)
@@ -168,13 +171,36 @@ class ReadModel:
         ]
         (feed, windowed), pulled = found[0], found[1:]
         sources = [feed]
-        for edge, (rows, cached) in zip(edges, pulled, strict=True):
-            followed = None if edge.created_at is None else to_ms(edge.created_at)
+        for (_, followed), (rows, cached) in zip(edges, pulled, strict=True):
             sources.append(within(rows, window_start_ms(followed, self._pull_window_ms)))
             windowed = windowed and cached
         rows, more = merge(sources, limit)
-        keys = tuple(cache_keys.user_shards(e.followee_id) for e in edges)
+        keys = (cache_keys.pull_sources(owner),)
+        keys += tuple(cache_keys.user_shards(author) for author, _ in edges)
         return Page(rows, self._next(scope, FEED, rows, more), windowed, keys)
+
+    def _pull_sources(self, owner: int) -> list[tuple[int, int | None]]:
+        """Return the pull authors the reader follows and since when (ms; None: unknown).
+
+        Cached in Redis under ``cache_keys.pull_sources`` (deleted by the pipeline with
+        every change of the reader's pull list or follows), else read from Cassandra: the
+        pull list, then which of those the reader follows (``following_by_user``).
+        """
+        key = cache_keys.pull_sources(owner)
+        token, (entry,) = self._lookup([key])
+        if entry is not None and entry[:1] == VALUE:
+            _counter("pull", "hit").inc()
+            return [(a, None if t == UNKNOWN else t) for a, t in PAIRS.iter_unpack(entry[1:])]
+        _counter("pull", "miss").inc()
+        listed = [r.author_id for r in self.store.rows("pull_following", owner)]
+        edges = self.store.rows("following_in", owner, listed) if listed else []
+        out = [
+            (e.followee_id, None if e.created_at is None else to_ms(e.created_at)) for e in edges
+        ]
+        if token is not None and entry == b"":
+            packed = b"".join(PAIRS.pack(a, UNKNOWN if t is None else t) for a, t in out)
+            self.cache.fill(token, [(key, VALUE + packed, self._reads.feed_ttl_s)])
+        return out
 
     def _rows_after(
         self,
