@@ -60,7 +60,7 @@ from feedline.actors.router import Router, tell_quietly
 from feedline.errors import DependencyUnavailable
 from feedline.fanout import Expander, FeedTrims, PreparedStatements
 from feedline.settings import CassandraSettings, PipelineSettings
-from feedline.strategies.base import Mutation
+from feedline.strategies.base import ModeCheck, Mutation
 from feedline.supervisors import ChildLink, SupervisedActor
 from feedline.supervisors.policy import call_later
 
@@ -254,7 +254,7 @@ class CassandraWriter(SupervisedActor):
         self._pass(self._take(), [])
         # Those that finished, failed or moved away meanwhile are no longer running.
         self._pass([], [r for r in running if self._running.get(_id(r.work)) is r])
-        if self._running and not self._flush_queued:
+        if (self._running or self._batch) and not self._flush_queued:
             # Behind whatever arrived meanwhile: that is written before the next step.
             self._flush_queued = True
             self.actor_ref.tell(Flush())
@@ -314,7 +314,9 @@ class CassandraWriter(SupervisedActor):
                 del self._failing[key]
             elif f.due <= now and key not in self._running:
                 due.append(f.work)
-        return [*fresh.values(), *due]
+        taken, later = _one_mode_check_per_author([*fresh.values(), *due])
+        self._batch = later  # the next pass takes them, after this pass's decisions
+        return taken
 
     def _write(
         self, items: list[Work], running: list[_Running], keys: set[str]
@@ -525,6 +527,32 @@ class CassandraWriter(SupervisedActor):
                 logger.warning("cassandra %s failed (%s); retrying in %.1fs", what, exc, pause)
                 time.sleep(pause)
                 delay = min(delay * 2, 1.0)
+
+
+def _mode_authors(w: Work) -> set[int]:
+    return {e.author_id for e in w.plan.expansions if isinstance(e, ModeCheck)}
+
+
+def _one_mode_check_per_author(works: list[Work]) -> tuple[list[Work], list[Work]]:
+    """Split ``works`` into this pass's and the next's: at most one mode check per author.
+
+    A mode check reads the author's standing decision and, with hysteresis, decides from
+    it. Two of one author in one pass would read the same old decision side by side and
+    the older event's decision could stand over the newer one's (e.g. push at 1 follower,
+    then 4 followers reading the old pull and changing nothing). One author's users
+    events share a partition, so a writer, so taking them one pass each is enough.
+    """
+    taken: list[Work] = []
+    later: list[Work] = []
+    seen: set[int] = set()
+    for w in works:
+        authors = _mode_authors(w)
+        if authors & seen:
+            later.append(w)
+        else:
+            seen |= authors
+            taken.append(w)
+    return taken, later
 
 
 def _id(w: Work) -> EventId:
