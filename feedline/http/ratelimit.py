@@ -45,9 +45,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from feedline.breaker import Breaker
 from feedline.settings import RateLimitSettings, Settings
 
 logger = logging.getLogger(__name__)
+
+# A dead Redis is skipped for 0.5 s, doubling to 5 s: one failed call per pause.
+BREAKER_BASE_S, BREAKER_MAX_S = 0.5, 5.0
 
 # Not under cache_keys.PREFIX ("fl:"): the near cache's Redis client tracking broadcasts
 # every change under that prefix, and these counters change on every limited request.
@@ -114,7 +118,7 @@ class RateLimiter:
             retry=Retry(NoBackoff(), 0),
         )
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
-        self._breaker = _Breaker()
+        self._breaker = Breaker(BREAKER_BASE_S, BREAKER_MAX_S, _redis_state)
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._negative = _Expiring(settings.negative_token_size)
         self._negative_ttl_s = settings.negative_token_ttl_s
@@ -266,35 +270,12 @@ class _Expiring:
                 self._items.popitem(last=False)
 
 
-class _Breaker:
-    """Skip Redis for a doubling pause after a failure; one caller probes after it."""
-
-    BASE_S, MAX_S = 0.5, 5.0
-
-    def __init__(self) -> None:
-        self._backoff = self.BASE_S
-        self._open_until = 0.0
-        self.failing = False
-
-    def allow(self) -> bool:
-        if not self.failing:
-            return True
-        now = time.monotonic()
-        if now < self._open_until:
-            return False
-        self._open_until = now + self._backoff  # this caller probes; the others skip
-        return True
-
-    def success(self) -> None:
-        if self.failing:
-            logger.info("redis is back: rate limits apply again")
-            self.failing = False
-            self._backoff = self.BASE_S
-
-    def failure(self, exc: BaseException) -> None:
-        if not self.failing:
-            logger.warning("redis failed (%s): rate limits are not enforced until it is back",
-                           type(exc).__name__)  # fmt: skip
-        self.failing = True
-        self._open_until = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, self.MAX_S)
+def _redis_state(failing: bool, exc: BaseException | None) -> None:
+    """Log the limiter's Redis going down (limits not enforced) or coming back."""
+    if failing:
+        logger.warning(
+            "redis failed (%s): rate limits are not enforced until it is back",
+            type(exc).__name__,
+        )
+    else:
+        logger.info("redis is back: rate limits apply again")

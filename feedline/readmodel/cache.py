@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from feedline.breaker import Breaker
 from feedline.readmodel.formats import LEASE
 from feedline.readmodel.near_cache import NEAR, NearCache
 from feedline.settings import ReadSettings
@@ -76,39 +77,13 @@ return n
 """
 
 
-class Breaker:
-    """Skip a failing dependency for a doubling backoff; let one caller probe after it."""
-
-    def __init__(self, base_s: float, max_s: float):
-        self._base, self._max = base_s, max_s
-        self._backoff = base_s
-        self._open_until = 0.0
-        self.failing = False
-        REDIS_UP.set(1)
-
-    def allow(self) -> bool:
-        if not self.failing:
-            return True
-        now = time.monotonic()
-        if now < self._open_until:
-            return False
-        self._open_until = now + self._backoff  # this caller probes; the others keep skipping
-        return True
-
-    def success(self) -> None:
-        if self.failing:
-            logger.info("redis is back; the read cache is in use again")
-            self.failing = False
-            self._backoff = self._base
-            REDIS_UP.set(1)
-
-    def failure(self, exc: BaseException) -> None:
-        if not self.failing:
-            logger.warning("redis failed (%s); reads go to Cassandra until it is back", exc)
-        self.failing = True
-        self._open_until = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, self._max)
-        REDIS_UP.set(0)
+def _redis_state(failing: bool, exc: BaseException | None) -> None:
+    """Log and gauge the read cache's Redis going down or coming back."""
+    if failing:
+        logger.warning("redis failed (%s); reads go to Cassandra until it is back", exc)
+    else:
+        logger.info("redis is back; the read cache is in use again")
+    REDIS_UP.set(0 if failing else 1)
 
 
 class Cache:
@@ -119,7 +94,8 @@ class Cache:
         self._reads = reads
         self._client: redis.Redis | None = None
         self._lock = threading.Lock()
-        self.breaker = Breaker(reads.redis_backoff_s, reads.redis_backoff_max_s)
+        self.breaker = Breaker(reads.redis_backoff_s, reads.redis_backoff_max_s, _redis_state)
+        REDIS_UP.set(1)
         self.near = NearCache(
             url,
             reads.near_cache_size,

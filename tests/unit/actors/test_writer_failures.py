@@ -264,6 +264,28 @@ def eventually(check: Callable[[], Any], timeout: float = 5.0) -> Any:
             time.sleep(0.02)
 
 
+def supervised_writer(rig: Rig) -> Any:
+    """Start writer-0 under a real ONE_FOR_ONE supervisor (restarts on a crash)."""
+    return Supervisor.start(
+        name="root",
+        children=[
+            ChildSpec(
+                id="writer-0",
+                actor=CassandraWriter,
+                kwargs={
+                    "cassandra_settings": CassandraSettings(),
+                    "pipeline": FAST,
+                    "invalidators": rig.invalidators,
+                    "metrics": rig.metrics,
+                },
+            )
+        ],
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=Intensity(max_restarts=100, period=60.0),
+        on_escalate=lambda _error: None,
+    )
+
+
 def metric(metrics: PipelineMetrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
     return value or 0.0
@@ -352,24 +374,7 @@ def test_an_event_that_keeps_failing_is_parked_visibly_and_goes_through_once_it_
     every 20 s and re-send forever, invisibly. Now the event is parked: unacknowledged,
     retried slowly, counted, shown in /health/actors; the other events go on."""
     rig.script.expand_forever[2] = ReadTimeout("read_request_timeout")
-    root = Supervisor.start(
-        name="root",
-        children=[
-            ChildSpec(
-                id="writer-0",
-                actor=CassandraWriter,
-                kwargs={
-                    "cassandra_settings": CassandraSettings(),
-                    "pipeline": FAST,
-                    "invalidators": rig.invalidators,
-                    "metrics": rig.metrics,
-                },
-            )
-        ],
-        strategy=Strategy.ONE_FOR_ONE,
-        intensity=Intensity(max_restarts=100, period=60.0),
-        on_escalate=lambda _error: None,
-    )
+    root = supervised_writer(rig)
     writer = root.ask(WhichChild("writer-0"))
     writer.tell(WriteBatch((unfollow(41, follower=3), unfollow(42, follower=2))))
 
@@ -430,24 +435,7 @@ def test_a_crash_is_reported_even_when_closing_the_cluster_fails(
     reporting; pykka swallows an error in on_failure, so a failing shutdown hid the
     writer's death and the supervisor never restarted it."""
     monkeypatch.setattr(FakeCluster, "fail_shutdown", True)
-    root = Supervisor.start(
-        name="root",
-        children=[
-            ChildSpec(
-                id="writer-0",
-                actor=CassandraWriter,
-                kwargs={
-                    "cassandra_settings": CassandraSettings(),
-                    "pipeline": FAST,
-                    "invalidators": rig.invalidators,
-                    "metrics": rig.metrics,
-                },
-            )
-        ],
-        strategy=Strategy.ONE_FOR_ONE,
-        intensity=Intensity(max_restarts=100, period=60.0),
-        on_escalate=lambda _error: None,
-    )
+    root = supervised_writer(rig)
     first = root.ask(WhichChild("writer-0"))
     first.tell(WriteBatch((unfollow(51, follower=4),)))  # connects (a cluster to close)
     eventually(lambda: _assert(51 in rig.invalidators.acked(), "not written"))

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from feedline.breaker import Breaker
 from feedline.errors import BadCursor
-from feedline.readmodel.cache import Breaker
 from feedline.readmodel.cursor import CursorCodec
 from feedline.readmodel.formats import COMMENTS, FEED, FOLLOWERS, Window
 from feedline.readmodel.model import _bounds, _from_window
