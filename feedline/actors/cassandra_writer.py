@@ -130,6 +130,7 @@ class CassandraWriter(SupervisedActor):
         self._processed = 0
         self._last_error: str | None = None
         self._flush_queued = False
+        self._flush_again = False  # _take held back a mode check behind another one
         self._reads: ThreadPoolExecutor | None = None
         self._wake_at = 0.0
         self._timer: threading.Timer | None = None
@@ -254,7 +255,7 @@ class CassandraWriter(SupervisedActor):
         self._pass(self._take(), [])
         # Those that finished, failed or moved away meanwhile are no longer running.
         self._pass([], [r for r in running if self._running.get(_id(r.work)) is r])
-        if (self._running or self._batch) and not self._flush_queued:
+        if (self._running or self._flush_again) and not self._flush_queued:
             # Behind whatever arrived meanwhile: that is written before the next step.
             self._flush_queued = True
             self.actor_ref.tell(Flush())
@@ -314,8 +315,18 @@ class CassandraWriter(SupervisedActor):
                 del self._failing[key]
             elif f.due <= now and key not in self._running:
                 due.append(f.work)
-        taken, later = _one_mode_check_per_author([*fresh.values(), *due])
+        candidates = [*fresh.values(), *due]
+        ids = {_id(w) for w in candidates}
+        # A failed mode check not due yet may not have written its decision: a later one
+        # of the same author waits for it (its offset holds the partition back anyway).
+        waiting = {
+            a for k, f in self._failing.items() if k not in ids for a in _mode_authors(f.work)
+        }
+        taken, later = _one_mode_check_per_author(candidates, waiting)
         self._batch = later  # the next pass takes them, after this pass's decisions
+        # Held behind another check of this pass: go again at once. Held behind a failed
+        # one only: its retry timer wakes us (no spinning meanwhile).
+        self._flush_again = any(not (_mode_authors(w) & waiting) for w in later)
         return taken
 
     def _write(
@@ -533,26 +544,36 @@ def _mode_authors(w: Work) -> set[int]:
     return {e.author_id for e in w.plan.expansions if isinstance(e, ModeCheck)}
 
 
-def _one_mode_check_per_author(works: list[Work]) -> tuple[list[Work], list[Work]]:
-    """Split ``works`` into this pass's and the next's: at most one mode check per author.
+def _one_mode_check_per_author(
+    works: list[Work], waiting: set[int] = frozenset()
+) -> tuple[list[Work], list[Work]]:
+    """Split ``works`` into this pass's and later ones: one mode check per author, oldest first.
 
     A mode check reads the author's standing decision and, with hysteresis, decides from
-    it. Two of one author in one pass would read the same old decision side by side and
-    the older event's decision could stand over the newer one's (e.g. push at 1 follower,
-    then 4 followers reading the old pull and changing nothing). One author's users
-    events share a partition, so a writer, so taking them one pass each is enough.
+    it. Two of one author side by side would read the same old decision and the older
+    event's decision could stand over the newer one's (e.g. push at 1 follower, then 4
+    followers reading the old pull and changing nothing); so of one author's checks only
+    the oldest (by partition offset) runs in a pass, and none while an older one of the
+    author (``waiting``: failed, retry not due) may not have written its decision. One
+    author's users events share a partition, so a writer: this is enough.
     """
+    oldest: dict[int, tuple[str, int, int]] = {}
+    for w in works:
+        for author in _mode_authors(w):
+            oldest[author] = min(oldest.get(author, _position(w)), _position(w))
     taken: list[Work] = []
     later: list[Work] = []
-    seen: set[int] = set()
     for w in works:
         authors = _mode_authors(w)
-        if authors & seen:
+        if authors & waiting or any(oldest[a] != _position(w) for a in authors):
             later.append(w)
         else:
-            seen |= authors
             taken.append(w)
     return taken, later
+
+
+def _position(w: Work) -> tuple[str, int, int]:
+    return (w.record.topic, w.record.partition, w.record.offset)
 
 
 def _id(w: Work) -> EventId:

@@ -34,3 +34,19 @@ def test_a_second_mode_check_of_an_author_waits_for_the_next_pass():
 def test_events_without_mode_checks_are_never_held_back():
     works = [other(1), other(2), users_event(3, 7, 2)]
     assert _one_mode_check_per_author(works) == (works, [])
+
+
+def test_only_the_oldest_check_of_an_author_runs_whatever_the_list_order():
+    """A failed check due for its retry comes after the fresh events in a pass's list."""
+    fresh, retried = users_event(9, 7, 4), users_event(5, 7, 1)
+    taken, later = _one_mode_check_per_author([fresh, retried])
+    assert taken == [retried] and later == [fresh]
+
+
+def test_a_check_waits_while_an_older_one_of_its_author_waits_for_its_retry():
+    """Review finding: the older check failed before writing its decision; the newer one
+    must not decide against the stale standing decision meanwhile."""
+    works = [users_event(9, 7, 4), users_event(10, 8, 4)]
+    taken, later = _one_mode_check_per_author(works, waiting={7})
+    assert [w.record.offset for w in taken] == [10]
+    assert [w.record.offset for w in later] == [9]

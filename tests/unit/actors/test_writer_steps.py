@@ -173,12 +173,13 @@ def run_big_then_small(
 
 def test_an_ordinary_post_is_acknowledged_while_a_big_fan_out_is_still_in_steps(log: Log) -> None:
     shown: list[str] = []
-    sent, big_acked, small_acked = run_big_then_small(
+    _sent, big_acked, small_acked = run_big_then_small(
         log, 5, lambda writer: shown.extend(writer.proxy().health().get(timeout=5)["expanding"])
     )
     assert small_acked is not None and big_acked is not None
-    # The ordinary post waited for a step of the big one (5 rows: 0.1 s), not for all of it.
-    assert small_acked - sent < 0.6, f"ordinary post acknowledged {small_acked - sent:.2f} s late"
+    # The ordinary post waited for a step of the big one (5 rows), not for all of it: it is
+    # acknowledged first and the big one still reads afterwards (no wall-clock bound: a
+    # shared 2-core box stalls; the order is what a one-step fan-out cannot produce).
     assert small_acked < big_acked
     big_reads = [e for t, e in log.entries if e[:2] == ("read", BIG) and t > small_acked]
     assert big_reads, "the big fan-out was already over when the ordinary post was done"
