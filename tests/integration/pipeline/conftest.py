@@ -86,9 +86,7 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float 
             time.sleep(interval)
 
 
-def start_pipeline(
-    log: Path, port: int, group: str, respawn: bool = False, **env: str
-) -> Pipeline:
+def start_pipeline(log: Path, port: int, group: str, respawn: bool = False, **env: str) -> Pipeline:
     """Start ``python -m feedline.pipeline [--respawn]``; wait until it owns partitions."""
     full_env = dict(
         os.environ,
