@@ -17,7 +17,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from feedline.http.validation import unprocessable
+from feedline.http.validation import bounded_text
 from feedline.settings import AccountSettings
 
 # ASVS 4.0 2.1.1/2.1.2: at least 12 characters, at least 64 allowed, no more than 128;
@@ -28,17 +28,7 @@ MAX_CHARS = 128
 
 def password(name: str, value: Any) -> str:
     """Accept 12..128 characters of text (any, no NUL); a request field validator."""
-    if not isinstance(value, str):
-        raise unprocessable(f"{name} must be a string")
-    if not MIN_CHARS <= len(value) <= MAX_CHARS:
-        raise unprocessable(f"{name} must be {MIN_CHARS}..{MAX_CHARS} characters")
-    if "\x00" in value:
-        raise unprocessable(f"{name} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise unprocessable(f"{name} must be valid Unicode (no lone surrogates)") from None
-    return value
+    return bounded_text(name, value, MIN_CHARS, MAX_CHARS)
 
 
 class Passwords:

@@ -36,10 +36,15 @@ def handle(name: str, value: Any) -> str:
 
 def text(name: str, value: Any) -> str:
     """Accept 1..1000 characters of text that PostgreSQL can store (no NUL, no surrogates)."""
+    return bounded_text(name, value, 1, BODY_MAX_CHARS)
+
+
+def bounded_text(name: str, value: Any, min_chars: int, max_chars: int) -> str:
+    """Accept ``min_chars``..``max_chars`` characters of storable text (no NUL, no surrogates)."""
     if not isinstance(value, str):
         raise unprocessable(f"{name} must be a string")
-    if not 1 <= len(value) <= BODY_MAX_CHARS:
-        raise unprocessable(f"{name} must be 1..{BODY_MAX_CHARS} characters")
+    if not min_chars <= len(value) <= max_chars:
+        raise unprocessable(f"{name} must be {min_chars}..{max_chars} characters")
     if "\x00" in value:
         raise unprocessable(f"{name} must not contain NUL characters")
     try:
