@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help="comma-separated subset of " + ",".join(BENCHMARKS)
     )
     parser.add_argument(
+        "--scratch",
+        action="store_true",
+        help="full sizes, results in var/bench only (trying a benchmark out)",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="replace only the chosen sections in today's results JSON (with a note)",
@@ -54,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     env = BenchEnv(quick=args.quick)
     doc, failed = run(env, QUICK if args.quick else Sizes(), chosen)
     doc["minutes"] = round((time.monotonic() - started) / 60, 1)
-    if args.quick:
+    if args.quick or args.scratch:
         path = results.write(doc, env.work, None)
     else:
         if args.merge:

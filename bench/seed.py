@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg2
@@ -114,3 +115,48 @@ def _run_all(session: Any, statements: list[Any], concurrency: int = 32) -> None
     for ok, res in execute_concurrent(session, [(s, None) for s in statements], concurrency):
         if not ok:
             raise res
+
+
+def big_author(
+    session: Any,
+    author_id: int,
+    followers: list[int],
+    readers: list[int],
+    *,
+    pull: bool,
+    followed_at: datetime,
+    lsn: int = 1,
+) -> None:
+    """Seed a big author's audience in the read model, directly (not through CDC).
+
+    ``followers`` (synthetic ids, plus ``readers``) go into the author's followers_by_user
+    partition, which a push fan-out or a mode sweep pages through. ``readers`` are real
+    users among them whose feeds a benchmark reads: each gets the follow edge the read
+    merge checks (following_by_user, followed at ``followed_at``). With ``pull`` the
+    author's decision is written settled (author_mode target 'pull' at ``lsn``) and each
+    reader's pull list holds the author: the state a finished push -> pull sweep leaves
+    (docs/events.md, "Push and pull authors"), without paying a sweep of every follower.
+    Everything is written at timestamp ``lsn``, below any real event's LSN.
+    """
+    write_followers(session, author_id, followers, lsn)
+    writes = [(st.UPSERT_FOLLOWING, (r, author_id, followed_at, lsn)) for r in readers]
+    if pull:
+        writes.append((st.DECIDE_AUTHOR_MODE, (author_id, "pull", lsn)))
+        writes.append((st.SETTLE_AUTHOR_MODE, (author_id, lsn)))
+        writes += [(st.INSERT_PULL_FOLLOWING, (r, author_id)) for r in readers]
+    prepared = {name: session.prepare(st.get(name).cql) for name in {n for n, _ in writes}}
+    bound = [prepared[n].bind(st.get(n).bind_values(p, lsn)) for n, p in writes]
+    _run_all(session, bound, concurrency=64)
+
+
+def set_follower_count(settings: Settings, author_id: int, count: int) -> None:
+    """Make PostgreSQL's follower_count say ``count``, as if that many follows existed.
+
+    Counts are kept by triggers (migration 0004) from real follow rows; a benchmark that
+    seeds the audience in the read model sets the count to match, so the users change
+    event it causes plans a mode check that agrees with the seeded mode (pull above
+    FEEDLINE_PULL_THRESHOLD, push below it) instead of moving the author.
+    """
+    with pg_connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE users SET follower_count = %s WHERE id = %s", (count, author_id))
+    conn.close()

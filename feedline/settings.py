@@ -211,8 +211,10 @@ class PipelineSettings:
     # Hybrid fan-out (docs/events.md, "Push and pull authors"): an author with more than
     # pull_threshold followers is a pull author (their new shards are merged into readers'
     # feeds at read time instead of copied into each), and a push author again below
-    # pull_threshold * pull_hysteresis. 0 turns pull off: every author is push.
-    pull_threshold: int = 0
+    # pull_threshold * pull_hysteresis. 0 turns pull off: every author is push. The default
+    # is where a push fan-out stops fitting a 1 s freshness budget (~0.6 ms per follower on
+    # this hardware; docs/events.md, "Cost model"; BENCHMARKS.md, "hybrid").
+    pull_threshold: int = 1500
     pull_hysteresis: float = 0.8
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
@@ -465,7 +467,7 @@ def load() -> Settings:
             backfill_window_s=_int("FEEDLINE_BACKFILL_WINDOW_S", 7 * 24 * 3600),
             feed_max=_int("FEEDLINE_FEED_MAX", 800),
             feed_trim_slack=_float("FEEDLINE_FEED_TRIM_SLACK", 0.1),
-            pull_threshold=_int("FEEDLINE_PULL_THRESHOLD", 0),
+            pull_threshold=_int("FEEDLINE_PULL_THRESHOLD", PipelineSettings.pull_threshold),
             pull_hysteresis=_float("FEEDLINE_PULL_HYSTERESIS", 0.8),
             fault_injection=_env("FEEDLINE_FAULT_INJECTION", "0") == "1",
         ),

@@ -44,6 +44,7 @@ included, are done.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import random
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from feedline import cassandra
+from feedline import statements as st
 from feedline.actors.messages import Flush, InjectFailure, InvalidateBatch, Work, WriteBatch
 from feedline.actors.router import Router, tell_quietly
 from feedline.errors import DependencyUnavailable
@@ -436,10 +438,16 @@ class CassandraWriter(SupervisedActor):
             return
         assert self._statements is not None
         for i in range(0, len(mutations), APPLY_CHUNK):
-            statements = cassandra.group_statements(
-                mutations[i : i + APPLY_CHUNK], self._statements.bind
-            )
+            chunk = mutations[i : i + APPLY_CHUNK]
+            statements = cassandra.group_statements(chunk, self._statements.bind)
             cassandra.execute_all(self._session, statements, self._pipeline.write_concurrency)
+            self._count_written(chunk, len(statements))
+
+    def _count_written(self, mutations: list[Mutation], statements: int) -> None:
+        """Count what one applied chunk wrote (a retried chunk counts again: sent twice)."""
+        for table, n in collections.Counter(st.get(m.statement).table for m in mutations).items():
+            self._metrics.rows_written.labels(table).inc(n)
+        self._metrics.statements_sent.inc(statements)
 
     def _hand_on(self, done: list[Work], keys: set[str]) -> None:
         """Send the flush's keys and events together: acks go out only after the delete."""

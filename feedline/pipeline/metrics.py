@@ -80,6 +80,20 @@ class PipelineMetrics:
         self.pauses = Counter(
             "feedline_partition_pauses", "Times a partition was paused for backpressure", registry=r
         )
+        # What the writers send, by read-model table: rows (mutations) and statements (a
+        # batch of one partition's mutations is one statement). Cost per event = delta /
+        # events_done (issue 17's figure; a pull author's post writes O(1) rows).
+        self.rows_written = Counter(
+            "feedline_rows_written",
+            "Mutations written to Cassandra, by table",
+            ["table"],
+            registry=r,
+        )
+        self.statements_sent = Counter(
+            "feedline_cassandra_statements",
+            "Statements (batches count once) sent to Cassandra",
+            registry=r,
+        )
         self.dependency_up = Gauge(
             "feedline_dependency_up",
             "1 if the dependency answered lately",
