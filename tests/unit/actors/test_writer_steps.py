@@ -81,6 +81,8 @@ class FakeSession:
             return [SimpleNamespace(shard_id=values[2])]
         if name in (st.SELECT_FEED_TRIM, st.SELECT_FEED_INDEX_ALL):
             return []  # a feed trim's reads (fanout.FeedTrims): every feed is within its cap
+        if name == st.SELECT_AUTHOR_MODE:
+            return []  # pull is on by default: no decision row, so every author is push
         if name == st.SELECT_FOLLOWERS_PAGE:
             author, after, limit = values
             ids = [f for f in FOLLOWERS[author] if f > after][:limit]
