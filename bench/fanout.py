@@ -23,6 +23,7 @@ from bench.client import Http
 from bench.context import Ctx
 from bench.env import PIPELINE_PORT, WEB_PORT, events_done, wait_caught_up
 from bench.figures import Figure
+from bench.probe import in_every_feed
 from bench.stats import fit_power, median
 from feedline import cassandra
 from feedline import statements as st
@@ -101,7 +102,7 @@ def _one(ctx: Ctx, session, check, author, followers: list[int]) -> tuple[float,
     sample = followers[-20:] + ctx.rng.sample(followers, min(30, len(followers)))
     timeout = 60 + len(followers) / 200
     while True:
-        if events_done(PIPELINE_PORT) >= before + 2 and _present(
+        if events_done(PIPELINE_PORT) >= before + 2 and in_every_feed(
             session, check, sample, created, sid
         ):
             elapsed = time.monotonic() - committed
@@ -110,15 +111,7 @@ def _one(ctx: Ctx, session, check, author, followers: list[int]) -> tuple[float,
             raise RuntimeError(f"fan-out to {len(followers)} not done in {timeout:.0f}s")
         time.sleep(POLL_S)
     full = followers if len(followers) <= 10_000 else ctx.rng.sample(followers, 2000)
-    return elapsed, _present(session, check, full, created, sid)
-
-
-def _present(session, check, users: list[int], created, sid: int) -> bool:
-    args = [(check, (u, created, sid)) for u in users]
-    for ok, rows in execute_concurrent(session, args, concurrency=CONCURRENCY):
-        if not ok or not rows.one():
-            return False
-    return True
+    return elapsed, in_every_feed(session, check, full, created, sid)
 
 
 def _baseline(session, insert, author_id: int, followers: list[int]) -> float:

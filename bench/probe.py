@@ -17,12 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from cassandra.concurrent import execute_concurrent
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from feedline.strategies.decode import KEYS
 
 POLL_S = 0.04
 TIMEOUT_S = 10.0
+CONCURRENCY = 64
 
 Key = tuple[str, tuple[int, ...]]
 
@@ -93,6 +95,19 @@ class Prober:
                         self._done.append(p)
                 self._pending = still
             time.sleep(POLL_S)
+
+
+def in_every_feed(session: Any, check: Any, users: list[int], created: Any, sid: int) -> bool:
+    """Tell whether every one of ``users`` has the shard's row in feed_by_user.
+
+    ``check`` is the prepared ``SELECT shard_id FROM feed_by_user WHERE user_id = ? AND
+    created_at = ? AND shard_id = ?``.
+    """
+    args = [(check, (u, created, sid)) for u in users]
+    for ok, rows in execute_concurrent(session, args, concurrency=CONCURRENCY):
+        if not ok or not rows.one():
+            return False
+    return True
 
 
 class KafkaTail:
