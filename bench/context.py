@@ -27,6 +27,10 @@ class Sizes:
     fresh_followers: int = 10
     fresh_rates: tuple[int, ...] = (100, 200, 300, 500, 700)
     fresh_seconds: float = 15.0
+    # freshness at 100 writes/s, quiet vs while a pull and a push author post (issue 16)
+    mixed_seconds: float = 38.0
+    mixed_pull_followers: int = 100_000
+    mixed_post_every_s: float = 10.0
     read_users: int = 10000
 
 
@@ -44,6 +48,9 @@ QUICK = Sizes(
     fresh_followers=5,
     fresh_rates=(20, 50),
     fresh_seconds=2.0,
+    mixed_seconds=5.0,
+    mixed_pull_followers=1_600,
+    mixed_post_every_s=2.5,
     read_users=500,
 )
 
