@@ -165,10 +165,7 @@ class ReadModel:
         n = limit + 1
         lists = [(FEED, owner)] + [(AUTHOR, author) for author, _ in edges]
         windows = self._windows(lists) if n <= self._reads.window else [None] * len(lists)
-        found = [
-            self._rows_after(spec, who, w, after, bounds, n)
-            for (spec, who), w in zip(lists, windows, strict=True)
-        ]
+        found = self._rows_after(lists, windows, after, bounds, n)
         (feed, windowed), pulled = found[0], found[1:]
         sources = [feed]
         for (_, followed), (rows, cached) in zip(edges, pulled, strict=True):
@@ -204,24 +201,32 @@ class ReadModel:
 
     def _rows_after(
         self,
-        spec: ListSpec,
-        owner: int,
-        window: Window | None,
+        lists: list[tuple[ListSpec, int]],
+        windows: list[Window | None],
         after: tuple[int, ...] | None,
         bounds: tuple[Any, ...] | None,
         n: int,
-    ) -> tuple[list[tuple[Any, ...]], bool]:
-        """Return up to ``n`` rows of a list after a position (from its ``window`` when it
-        holds them, else from Cassandra), and whether they came from the window."""
-        if window is not None:
-            served = _from_window(window, spec, after, n)
+    ) -> list[tuple[list[tuple[Any, ...]], bool]]:
+        """Return each list's next ``n`` rows after a position, and whether they came from
+        its window; the lists the windows do not cover are read from Cassandra together
+        (one round trip for a merged page, not one per pull author)."""
+        out: list[tuple[list[tuple[Any, ...]], bool]] = []
+        unserved: list[int] = []
+        reads = []
+        for (spec, owner), window in zip(lists, windows, strict=True):
+            served = None if window is None else _from_window(window, spec, after, n)
             if served is not None:
-                return served[0], True
-        if after is None:
-            found = self.store.rows(spec.name, owner, n)
-        else:
-            found = self.store.rows(f"{spec.name}_after", owner, *bounds, n)
-        return [spec.row(r) for r in found], False
+                out.append((served[0], True))
+                continue
+            out.append(([], False))
+            unserved.append(len(out) - 1)
+            if after is None:
+                reads.append((spec.name, (owner, n)))
+            else:
+                reads.append((f"{spec.name}_after", (owner, *bounds, n)))
+        for i, found in zip(unserved, self.store.run(reads) if reads else (), strict=True):
+            out[i] = ([lists[i][0].row(r) for r in found], False)
+        return out
 
     def rendered(
         self, spec: ListSpec, name: str, build: Callable[[], tuple[bytes, list[str] | None]]
@@ -280,8 +285,8 @@ class ReadModel:
         """
         keys = [spec.key(owner) for spec, owner in lists]
         token, entries = self._lookup(keys)
-        out: list[Window] = []
-        fills = []
+        out: list[Window | None] = []
+        missing: list[tuple[int, ListSpec, int, bool]] = []  # (index, spec, owner, leased)
         for (spec, owner), key, entry in zip(lists, keys, entries, strict=True):
             if entry is not None and entry[:1] == VALUE:
                 _counter(spec.name, "hit").inc()
@@ -293,10 +298,14 @@ class ReadModel:
                 if entry is not None and entry[:1] == VALUE:
                     out.append(spec.decode(entry))
                     continue
-            window = self._load_window(spec, owner)
-            if token is not None and entry == b"":
-                fills.append((key, spec.encode(window), self._ttl[spec.name]))
-            out.append(window)
+            out.append(None)
+            missing.append((len(out) - 1, spec, owner, token is not None and entry == b""))
+        loaded = self._load_windows([(spec, owner) for _, spec, owner, _ in missing])
+        fills = []
+        for (i, spec, owner, leased), window in zip(missing, loaded, strict=True):
+            out[i] = window
+            if leased:
+                fills.append((spec.key(owner), spec.encode(window), self._ttl[spec.name]))
         if fills:
             self.cache.fill(token, fills)
         return out
@@ -312,9 +321,19 @@ class ReadModel:
         return leased
 
     def _load_window(self, spec: ListSpec, owner: int) -> Window:
+        return self._load_windows([(spec, owner)])[0]
+
+    def _load_windows(self, lists: list[tuple[ListSpec, int]]) -> list[Window]:
+        """Read several lists' windows from Cassandra in one concurrent round trip."""
+        if not lists:
+            return []
         size = self._reads.window
-        rows = [spec.row(r) for r in self.store.rows(spec.name, owner, size + 1)]
-        return Window(rows[:size], len(rows) <= size)
+        found = self.store.run([(spec.name, (owner, size + 1)) for spec, owner in lists])
+        windows = []
+        for (spec, _), rows in zip(lists, found, strict=True):
+            rows = [spec.row(r) for r in rows]
+            windows.append(Window(rows[:size], len(rows) <= size))
+        return windows
 
     # -- objects -------------------------------------------------------------------------
 

@@ -54,6 +54,9 @@ class Store:
             rows = [r for r in rows if (r.created_at, r.shard_id) < bound]
         return rows[: params[-1]]
 
+    def run(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[list[Any]]:
+        return [self.rows(name, *params) for name, params in queries]
+
 
 def shard(sid: int, author: int, seconds: int) -> Row:
     return Row(created_at=at(seconds), shard_id=sid, author_id=author)
