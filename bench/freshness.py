@@ -11,6 +11,19 @@ event on Kafka (Debezium), so the rest is the pipeline. A rate passes when the l
 actually sent at >= 90% of the target, nothing timed out and p99 < 1 s; the goal rates
 (100 and 200/s) run ``repeats`` times and the run with the median p99 is reported, every
 run's p99 beside it in the JSON.
+
+Then the same load at 100 writes/s (issue 16's figure) runs in alternating phases, quiet
+and loaded, ``repeats`` times each (the machine is noisy: medians are reported). Loaded
+adds a pull author with ``mixed_pull_followers`` followers and a push author just under
+the threshold (``pull_threshold`` - 1), each posting through the API every
+``mixed_post_every_s`` seconds. Their audiences are seeded directly in the read model
+(``seed.big_author``: synthetic follower ids, a settled pull decision, one real reader of
+the pull author) and PostgreSQL's follower counts set to agree, so the mode checks those
+count changes plan keep each author's mode. The figure is the ordinary writes' p99,
+loaded against quiet (goal <= 1.5x); beside it the stall probe's CPU-time tail in each
+phase (bench/stall_probe.py). The details hold each big post's visibility (push: 201 ->
+its last followers' feed rows, then every follower checked after the phase; pull: 201 ->
+in the reader's ``GET /v1/feed``) and the rows the pipeline wrote per phase by table.
 """
 
 from __future__ import annotations
@@ -19,21 +32,30 @@ import random
 import threading
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
 
-from bench import seed
+from bench import seed, stall_probe
 from bench.client import Http, achieved_rate, open_loop
 from bench.context import Ctx
-from bench.env import PIPELINE_PORT, WEB_PORT, wait_caught_up
-from bench.figures import Figure
-from bench.probe import TIMEOUT_S, KafkaTail, Probe, Prober
-from bench.stats import percentile
+from bench.env import PIPELINE_PORT, WEB_PORT, pipeline_metrics, wait_caught_up
+from bench.figures import Figure, skipped
+from bench.probe import TIMEOUT_S, KafkaTail, Probe, Prober, in_every_feed
+from bench.stats import median, percentile
 from feedline import cassandra
+from feedline import statements as st
 from feedline.strategies.decode import KEYS, parse_timestamptz
 
 MIX = (("shard", 30), ("like", 30), ("comment", 20), ("follow", 10), ("unfollow", 10))
 SAMPLES_PER_S = 40
 GOAL_RATES = (100, 200)  # run ``repeats`` times each; the run with the median p99 is reported
 UNFOLLOW_AFTER_S = 5.0
+MIXED_RATE = 100  # writes/s of the quiet vs loaded phases (issue 16)
+MIXED_GOAL = 1.5  # loaded p99 at most this many times the quiet p99
+BIG_FOLLOWER_BASE = 700_000_000_000  # synthetic follower ids of the big authors
+LAST_FOLLOWERS = 10  # a push post is visible when these (paged last) have its row
+VISIBLE_POLL_S = 0.1
+VISIBLE_TIMEOUT_S = 30.0
 QUERIES = {
     "shard": "SELECT shard_id FROM feed_by_user WHERE user_id = ? AND created_at = ?"
     " AND shard_id = ?",
@@ -72,12 +94,14 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
                     prober.drain()
                 runs.append(_summary(rate, sent, prober.take(), tail))
             steps[rate] = _median_run(runs)
+        mixed = _mixed(ctx, session, statements["shard"], load, prober, tail)
     finally:
         prober.stop()
         tail.stop()
         cluster.shutdown()
         env.drop_groups(f"feedline-benchtail-{env.run_id}")
-    return _figures(z.fresh_rates, steps), {"steps": steps}
+    figures = _figures(z.fresh_rates, steps) + _mixed_figures(mixed)
+    return figures, {"steps": steps, "mixed": mixed}
 
 
 class Workload:
@@ -191,6 +215,186 @@ class Workload:
         return r.status == 204, probe
 
 
+class BigAuthors:
+    """A pull author and a push author just under the threshold, posting every ``every`` s.
+
+    Seeded directly (see the module docstring); each posts through the API like any user.
+    A watcher thread per post notes when it became visible, so a slow one never delays
+    the next post.
+    """
+
+    def __init__(self, env, session, check, pull_followers: int, push_followers: int):
+        pull, push, reader = seed.create_users(env.settings, f"b{env.run_id}m", 3)
+        self.session, self.check, self.reader = session, check, reader
+        self.tokens = {"pull": pull.token, "push": push.token}
+        self.ids = {"pull": pull.id, "push": push.id}
+        push_base = BIG_FOLLOWER_BASE + pull_followers
+        self.followers = {
+            "pull": [*range(BIG_FOLLOWER_BASE, BIG_FOLLOWER_BASE + pull_followers - 1), reader.id],
+            "push": list(range(push_base, push_base + push_followers)),
+        }
+        now = datetime.now(UTC)
+        seed.big_author(
+            session, pull.id, self.followers["pull"], [reader.id], pull=True, followed_at=now
+        )
+        seed.big_author(session, push.id, self.followers["push"], [], pull=False, followed_at=now)
+        for author, mode in ((pull, "pull"), (push, "push")):
+            seed.set_follower_count(env.settings, author.id, len(self.followers[mode]))
+        self.posts: list[dict] = []
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, seconds: float, every: float) -> None:
+        """Post on schedule for ``seconds``: pull at 0.1 x ``every``, push half a period on."""
+        start = time.monotonic()
+        plan = sorted(
+            (offset, mode)
+            for mode, first in (("pull", 0.1), ("push", 0.6))
+            for k in range(int(seconds / every) + 1)
+            if (offset := (first + k) * every) < seconds
+        )
+        self.threads = [threading.Thread(target=self._post_all, args=(start, plan), daemon=True)]
+        self.threads[0].start()
+
+    def finish(self) -> list[dict]:
+        """Wait for every post's watcher; check every push follower's row; return the posts."""
+        while self.threads:
+            self.threads.pop(0).join(VISIBLE_TIMEOUT_S + 10)
+        posts, self.posts = self.posts, []
+        for p in posts:
+            if p["mode"] == "push" and p["ok"]:
+                p["every_follower"] = in_every_feed(
+                    self.session, self.check, self.followers["push"], p.pop("created"), p["id"]
+                )
+            p.pop("created", None)
+        return posts
+
+    def _post_all(self, start: float, plan: list[tuple[float, str]]) -> None:
+        http = Http(WEB_PORT)
+        for offset, mode in plan:
+            time.sleep(max(0.0, start + offset - time.monotonic()))
+            post: dict[str, Any] = {"mode": mode, "at_s": round(time.monotonic() - start, 2)}
+            try:
+                r = http.call("POST", "/v1/shards", self.tokens[mode], {"body": f"big {mode}"})
+                post["ok"] = r.status == 201
+            except OSError as exc:
+                post["ok"], post["error"] = False, repr(exc)
+                http = Http(WEB_PORT)
+            sent = time.monotonic()
+            if post["ok"]:
+                post["id"], post["created"] = r.body["id"], parse_timestamptz(r.body["created_at"])
+                watch = threading.Thread(target=self._watch, args=(post, sent), daemon=True)
+                watch.start()
+                self.threads.append(watch)
+            with self.lock:
+                self.posts.append(post)
+
+    def _watch(self, post: dict, sent: float) -> None:
+        http = Http(WEB_PORT)
+        last = self.followers["push"][-LAST_FOLLOWERS:]
+        post["visible_s"] = None
+        while time.monotonic() - sent < VISIBLE_TIMEOUT_S:
+            try:
+                seen = self._seen(http, post, last)
+            except OSError:  # "not yet": a dropped connection is opened again
+                seen, http = False, Http(WEB_PORT)
+            if seen:
+                post["visible_s"] = round(time.monotonic() - sent, 3)
+                return
+            time.sleep(VISIBLE_POLL_S)
+
+    def _seen(self, http: Http, post: dict, last: list[int]) -> bool:
+        if post["mode"] == "push":
+            return in_every_feed(self.session, self.check, last, post["created"], post["id"])
+        page = http.call("GET", "/v1/feed?limit=20", self.reader.token).body
+        items = page.get("items", []) if isinstance(page, dict) else []
+        return any(item.get("id") == post["id"] for item in items)
+
+    def modes(self) -> dict[str, str | None]:
+        """Each author's decision in author_mode: its target once settled, else "unsettled"
+        (None: no row, which is push)."""
+        out: dict[str, str | None] = {}
+        select = self.session.prepare(st.get(st.SELECT_AUTHOR_MODE).cql)
+        for mode, author in self.ids.items():
+            row = self.session.execute(select, (author,)).one()
+            settled = row is None or row.settled_lsn == row.target_lsn
+            out[mode] = (row and row.target) if settled else "unsettled"
+        return out
+
+
+def _mixed(ctx: Ctx, session, check, load: Workload, prober: Prober, tail: KafkaTail) -> dict:
+    """Run the quiet and loaded phases at MIXED_RATE, alternating; return every run."""
+    env, z = ctx.env, ctx.sizes
+    threshold = env.settings.pipeline.pull_threshold
+    if threshold <= 0:
+        return {"skipped": "FEEDLINE_PULL_THRESHOLD=0 (pull off)"}
+    # The pull author must be past the threshold whatever QUICK's size says.
+    pull_n, push_n = max(z.mixed_pull_followers, threshold + 1), threshold - 1
+    big = BigAuthors(env, session, check, pull_n, push_n)
+    wait_caught_up(PIPELINE_PORT)  # the users events of the counts: their mode checks
+    modes = big.modes()
+    if modes["pull"] != "pull" or modes["push"] not in (None, "push"):
+        raise RuntimeError(f"big authors not in their seeded modes: {modes}")
+    load.sample_every = max(1, MIXED_RATE // SAMPLES_PER_S)
+    runs: dict[str, list[dict]] = {"quiet": [], "loaded": []}
+    for _ in range(z.repeats):
+        for phase in runs:
+            wait_caught_up(PIPELINE_PORT)
+            before = pipeline_metrics(PIPELINE_PORT)
+            with (
+                ctx.sampler.phase("freshness load"),
+                stall_probe.alongside(z.mixed_seconds) as stall,
+            ):
+                if phase == "loaded":
+                    big.start(z.mixed_seconds, z.mixed_post_every_s)
+                sent = open_loop(WEB_PORT, load.op, MIXED_RATE, z.mixed_seconds, threads=32)
+                prober.drain()
+                posts = big.finish() if phase == "loaded" else []
+            wait_caught_up(PIPELINE_PORT)
+            run = _summary(MIXED_RATE, sent, prober.take(), tail)
+            run.update(
+                big_posts=posts,
+                cpu_unit=stall,
+                rows_written=_rows_written(before, pipeline_metrics(PIPELINE_PORT)),
+            )
+            runs[phase].append(run)
+    return {
+        "pull_followers": pull_n,
+        "push_followers": push_n,
+        "threshold": threshold,
+        "post_every_s": z.mixed_post_every_s,
+        "summary": _mixed_summary(runs),
+        **runs,
+    }
+
+
+def _mixed_summary(runs: dict[str, list[dict]]) -> dict:
+    """Medians the report quotes: each big author's visibility, the rows they added."""
+    posts = [p for r in runs["loaded"] for p in r["big_posts"]]
+    out: dict[str, Any] = {}
+    for mode in ("pull", "push"):
+        mine = [p for p in posts if p["mode"] == mode]
+        out[f"{mode}_posts"] = len(mine)
+        out[f"{mode}_visible_s_median"] = median([p.get("visible_s") for p in mine])
+        out[f"{mode}_visible_s_max"] = max((p.get("visible_s") or 0.0 for p in mine), default=None)
+    out["push_every_follower"] = all(p.get("every_follower") for p in posts if p["mode"] == "push")
+    tables = {t for r in runs["quiet"] + runs["loaded"] for t in r["rows_written"]}
+    out["rows_written_loaded_minus_quiet"] = {
+        t: (median([r["rows_written"].get(t, 0.0) for r in runs["loaded"]]) or 0.0)
+        - (median([r["rows_written"].get(t, 0.0) for r in runs["quiet"]]) or 0.0)
+        for t in sorted(tables)
+    }
+    return out
+
+
+def _rows_written(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Rows the pipeline wrote between two scrapes, by table (feedline_rows_written_total)."""
+    prefix = "feedline_rows_written_total{"
+    return {
+        k.split('"')[1]: v - before.get(k, 0.0) for k, v in after.items() if k.startswith(prefix)
+    }
+
+
 def _median_run(runs: list[dict]) -> dict:
     """The run with the median p99 (the machine is noisy), with every run's p99 beside it."""
     ranked = sorted(runs, key=lambda r: (r["p99"] is None, r["p99"] or 0.0))
@@ -255,6 +459,75 @@ def _figures(rates: tuple[int, ...], steps: dict[int, dict]) -> list[Figure]:
             f"highest steady rate with p99 < 1 s (tried {', '.join(map(str, steps))})",
             float(max(passing)) if passing else 0.0,
             "writes/s",
+        )
+    )
+    return figures
+
+
+def _mixed_figures(mixed: dict) -> list[Figure]:
+    """Ordinary freshness quiet vs loaded (medians over the phases), and the stall probe."""
+    label = f"ordinary 2xx -> visible {{q}} at {MIXED_RATE} writes/s, {{phase}}"
+    goal = f"≤ {MIXED_GOAL}x quiet"
+    if "skipped" in mixed:
+        why = mixed["skipped"]
+        return [
+            skipped(f"freshness.mixed.{phase}.p99", label.format(q="p99", phase=phase), "s", why)
+            for phase in ("quiet", "loaded")
+        ]
+    quiet, loaded = mixed["quiet"], mixed["loaded"]
+
+    def med(runs: list[dict], key: str) -> float | None:
+        return median([r[key] for r in runs])
+
+    def unit(runs: list[dict]) -> float | None:
+        return median([r["cpu_unit"].get("p99_ms") for r in runs])
+
+    busy = (
+        f"while a {mixed['pull_followers']:,}-follower pull author and a "
+        f"{mixed['push_followers']:,}-follower push author post every "
+        f"{mixed['post_every_s']:g} s"
+    )
+    figures = [
+        Figure(
+            f"freshness.mixed.quiet.{q}",
+            label.format(q=q, phase="quiet"),
+            med(quiet, q),
+            "s",
+            med(quiet, f"capture_{q}"),
+            "capture: 2xx -> on Kafka",
+        )
+        for q in ("p50", "p99")
+    ]
+    figures += [
+        Figure(
+            f"freshness.mixed.loaded.{q}",
+            label.format(q=q, phase=busy),
+            med(loaded, q),
+            "s",
+            med(quiet, q),
+            f"quiet {q}, same run",
+        )
+        for q in ("p50", "p99")
+    ]
+    tail = figures[-1]
+    tail.goal = goal
+    posted = [p for r in loaded for p in r["big_posts"]]
+    tail.met = (
+        tail.ratio is not None
+        and tail.ratio <= MIXED_GOAL
+        and all(r["achieved"] >= 0.9 * MIXED_RATE for r in quiet + loaded)
+        and {p["mode"] for p in posted} == {"pull", "push"}
+        and all(p["ok"] and p["visible_s"] is not None for p in posted)
+        and all(p["every_follower"] for p in posted if p["mode"] == "push")
+    )
+    figures.append(
+        Figure(
+            "freshness.mixed.cpu_unit_p99",
+            "machine: CPU time of a fixed ~1 ms of Python work, p99, loaded phases",
+            unit(loaded),
+            "ms",
+            unit(quiet),
+            "the same, quiet phases",
         )
     )
     return figures

@@ -40,6 +40,18 @@ METHOD = """\
   follower's feed_by_user, a like/comment/follow row, an unfollow gone). Baseline: the
   same writes' 2xx -> change event on Kafka (Debezium's share). A rate passes when it was
   sent at >= 90% of target, nothing timed out (10 s) and p99 < 1 s.
+- **freshness, quiet vs loaded** (issue 16): the same load and probe at 100 writes/s in
+  alternating phases (quiet, loaded, `repeats` times each, 38 s; medians over phases).
+  Loaded adds a pull author with 100,000 followers and a push author just under the
+  threshold (`FEEDLINE_PULL_THRESHOLD` - 1 = 1,499), each posting through the API every
+  10 s, 5 s apart. Their followers are synthetic ids written directly into
+  followers_by_user (the pull author's decision written settled, one real reader), their
+  PostgreSQL follower counts set to agree; the run fails if a mode check moved either.
+  Goal: loaded p99 <= 1.5x the quiet p99, with the load sent at >= 90% of the rate and
+  every big post visible (push: the row in all its followers' feeds; pull: in the
+  reader's `GET /v1/feed`). Each big post's visibility and the rows the pipeline wrote
+  per phase by table (`feedline_rows_written_total`) are in the JSON; beside the figure,
+  the stall probe's CPU-time p99 in each kind of phase (see reads).
 - **fanout**: followers written directly into followers_by_user (100,000 follows through
   the API would take longer than the measurement); the clock runs from the API's 201 for
   the shard to the first poll where the pipeline has finished its events and a sample of
