@@ -32,6 +32,9 @@ class Sizes:
     mixed_pull_followers: int = 100_000
     mixed_post_every_s: float = 10.0
     read_users: int = 10000
+    cap_posts_x: int = 10  # posts into one feed, in multiples of FEEDLINE_FEED_MAX
+    hol_followers: int = 20_000
+    hol_quiet_s: float = 10.0
 
 
 QUICK = Sizes(
@@ -52,6 +55,9 @@ QUICK = Sizes(
     mixed_pull_followers=1_600,
     mixed_post_every_s=2.5,
     read_users=500,
+    cap_posts_x=2,
+    hol_followers=2000,
+    hol_quiet_s=3.0,
 )
 
 

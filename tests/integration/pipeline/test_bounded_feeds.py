@@ -17,17 +17,14 @@ feed through the API. Then, looking at Cassandra directly:
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cassandra.query import SimpleStatement
 
-from feedline.readmodel import queries
-from feedline.readmodel.formats import FEED
+from bench import tombstones
 from tests.integration.pipeline.conftest import (
     Pipeline,
     eventually,
@@ -43,7 +40,6 @@ pytestmark = pytest.mark.integration
 CAP = 50
 AUTHORS = 5
 GROUP = os.environ.get("FEEDLINE_TEST_GROUP", "feedline-test-pipeline") + "-bounded"
-TOMBSTONES = re.compile(r"Read \d+ live rows and (\d+) tombstone cells")
 WARN_THRESHOLD = 1000  # Cassandra's tombstone_warn_threshold (the stack keeps the default)
 
 
@@ -67,16 +63,9 @@ def index_rows(session: Any, user_id: int) -> list[int]:
 
 def tombstones_read(session: Any, user_id: int, limit: int) -> tuple[int, int]:
     """Read a feed's first ``limit`` rows as the web does (traced); return the rows read
-    and the most tombstones any replica reported for the read."""
-    stmt = SimpleStatement(queries.head(FEED).replace("?", "%s"))
-    result = session.execute(stmt, (user_id, limit), trace=True)
-    rows = list(result)
-    events = result.get_query_trace(max_wait_sec=10).events
-    counts = [int(m[1]) for e in events for m in [TOMBSTONES.search(e.description)] if m]
-    assert counts, "the trace reports no read of the partition: " + str(
-        [e.description for e in events]
-    )
-    return len(rows), max(counts)
+    and the tombstones the replica reported for the read."""
+    read = tombstones.feed_head(session, user_id, limit)
+    return read.rows, read.tombstones
 
 
 def run_verify(user_id: int) -> str:
