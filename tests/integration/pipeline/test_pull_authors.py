@@ -11,9 +11,11 @@ posts sent by four threads at once. Then every follower's feed, paged two at a t
 through the API, is exactly the feed PostgreSQL defines (own shards and followed authors'
 shards, newest first), and ``feedline verify`` with the same setting reports nothing.
 
-Other pipelines (other consumer groups, pull off) may run against the same Cassandra at
-the same time: their fan-out writes a pull author's shards into feeds as push rows, which
-the merged read deduplicates, so the checks here hold either way.
+The pipeline, the reading app and verify use a keyspace and a Redis database of their
+own: every pipeline decides modes (pull is on by default, at another threshold), and two
+processes deciding one author's mode with different thresholds at the same LSN would
+overwrite each other's decision (a tie that Cassandra settles by value). One deployment
+has one threshold; here the suite's shared pipeline must not be a second deployment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,9 +32,12 @@ from typing import Any
 
 import falcon.testing
 import pytest
+import redis
 
+from feedline.cassandra import connect
 from feedline.http.app import create_app
 from feedline.http.deps import Deps
+from feedline.migrate import migrate_cassandra
 from tests.integration.pipeline.conftest import (
     Pipeline,
     eventually,
@@ -46,12 +52,47 @@ pytestmark = pytest.mark.integration
 THRESHOLD, HYSTERESIS = 3, 0.5
 PULL_ENV = {"FEEDLINE_PULL_THRESHOLD": str(THRESHOLD), "FEEDLINE_PULL_HYSTERESIS": str(HYSTERESIS)}
 GROUP = os.environ.get("FEEDLINE_TEST_GROUP", "feedline-test-pipeline") + "-pull"
+REDIS_DB = 6
 
 
 @pytest.fixture(scope="module")
-def pulling(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator[Pipeline]:
+def isolated(settings: Any) -> Any:
+    """Return the settings of this test's own deployment: fresh keyspace, own Redis db."""
+    cassandra = dataclasses.replace(
+        settings.cassandra, keyspace=settings.cassandra.keyspace + "_pull"
+    )
+    redis_url = re.sub(r"/\d*$", f"/{REDIS_DB}", settings.redis.url)
+    pipeline = dataclasses.replace(
+        settings.pipeline, pull_threshold=THRESHOLD, pull_hysteresis=HYSTERESIS
+    )
+    own = dataclasses.replace(
+        settings,
+        cassandra=cassandra,
+        redis=dataclasses.replace(settings.redis, url=redis_url),
+        pipeline=pipeline,
+    )
+    cluster, session = connect(own.cassandra, use_keyspace=False)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {cassandra.keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+    migrate_cassandra(own.cassandra)
+    redis.Redis.from_url(redis_url).flushdb()
+    return own
+
+
+def own_env(own: Any) -> dict[str, str]:
+    return {
+        **PULL_ENV,
+        "FEEDLINE_CASSANDRA_KEYSPACE": own.cassandra.keyspace,
+        "FEEDLINE_REDIS_URL": own.redis.url,
+    }
+
+
+@pytest.fixture(scope="module")
+def pulling(tmp_path_factory: pytest.TempPathFactory, isolated: Any) -> Iterator[Pipeline]:
     log = tmp_path_factory.mktemp("pull") / "pipeline.log"
-    running = start_test_pipeline(log, free_port(), GROUP, settings, **PULL_ENV)
+    running = start_test_pipeline(log, free_port(), GROUP, isolated, **own_env(isolated))
     try:
         yield running
     finally:
@@ -60,18 +101,15 @@ def pulling(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> Iterator
 
 
 @pytest.fixture(scope="module")
-def reader(settings: Any, database: Any) -> falcon.testing.TestClient:
-    """Return a client of an app whose feed reads merge pull authors in."""
-    pipeline = dataclasses.replace(
-        settings.pipeline, pull_threshold=THRESHOLD, pull_hysteresis=HYSTERESIS
-    )
-    app = create_app(Deps(settings=dataclasses.replace(settings, pipeline=pipeline), db=database))
-    return falcon.testing.TestClient(app)
+def reader(isolated: Any, database: Any) -> falcon.testing.TestClient:
+    """Return a client of an app on this test's deployment (its reads merge pull authors)."""
+    return falcon.testing.TestClient(create_app(Deps(settings=isolated, db=database)))
 
 
-def mode(session: Any, author_id: int) -> tuple[str, bool] | None:
+def mode(session: Any, keyspace: str, author_id: int) -> tuple[str, bool] | None:
     row = session.execute(
-        "SELECT target, target_lsn, settled_lsn FROM author_mode WHERE author_id = %s",
+        f"SELECT target, target_lsn, settled_lsn FROM {keyspace}.author_mode"  # noqa: S608
+        " WHERE author_id = %s",
         (author_id,),
     ).one()
     if row is None or row.target is None:
@@ -137,18 +175,20 @@ def set_followers(client: Any, author: Any, fans: list[Any], count: int) -> None
 
 def test_an_author_crossing_the_threshold_both_ways_amid_chaos_converges(
     pulling: Pipeline,
+    isolated: Any,
     client: Any,
     reader: Any,
     signup: Any,
     cassandra_session: Any,
     query: Any,
 ) -> None:
+    keyspace = isolated.cassandra.keyspace
     author = signup()
     fans = [signup() for _ in range(6)]
     rnd = random.Random(16)
 
     def settled(target: str) -> None:
-        assert mode(cassandra_session, author.id) == (target, True)
+        assert mode(cassandra_session, keyspace, author.id) == (target, True)
 
     set_followers(client, author, fans, 5)  # 5 > 3: pull
     chaos(client, author, fans, rnd, 30)
@@ -178,7 +218,7 @@ def test_an_author_crossing_the_threshold_both_ways_amid_chaos_converges(
     def listed() -> None:  # the author is in every fan's pull list
         for fan in fans:
             entry = cassandra_session.execute(
-                "SELECT author_id FROM pull_following_by_user "
+                f"SELECT author_id FROM {keyspace}.pull_following_by_user "  # noqa: S608
                 "WHERE user_id = %s AND author_id = %s",
                 (fan.id, author.id),
             ).one()
@@ -187,7 +227,7 @@ def test_an_author_crossing_the_threshold_both_ways_amid_chaos_converges(
     eventually(listed, timeout=60, interval=0.5)
 
     argv = [sys.executable, "-m", "feedline.cli", "verify", "--no-progress", "--wait", "60"]
-    env = dict(os.environ, **PULL_ENV)
+    env = dict(os.environ, **own_env(isolated))
     for user in users:
         argv += ["--user", str(user.id)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
