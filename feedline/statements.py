@@ -366,3 +366,40 @@ def get(name: str) -> Statement:
 def bind_values(mutation: Any) -> tuple[Any, ...]:
     """Return the positional binds of a ``Mutation`` (its params plus its timestamp)."""
     return get(mutation.statement).bind_values(mutation.params, mutation.timestamp)
+
+
+def _row_positions(s: Statement) -> tuple[int, ...]:
+    """The bind positions that name the row (or range) a write covers entirely."""
+    if s.kind == "delete":
+        return tuple(range(len(s.binds)))  # key prefix (and bounds): all of it names it
+    return tuple(s.binds.index(c) for c in TABLES[s.table].primary_key)
+
+
+_ROW_POSITIONS = {name: _row_positions(s) for name, s in STATEMENTS.items() if s.is_write}
+
+
+def coalesce(mutations: Sequence[Any]) -> list[Any]:
+    """Drop the writes that a newer write in ``mutations`` shadows; keep the order.
+
+    Two writes by the same statement to the same row (the same key, or for a delete the
+    same prefix and bounds) write the same cells, so the one with the higher timestamp
+    shadows every cell of the other (Cassandra is last-write-wins per cell): only the
+    newest need be sent, and the result is the same (a hot shard's counts, liked ten
+    times in one writer batch, are written once). Writes of equal timestamps are all
+    kept (Cassandra breaks such ties by value), and exact duplicates go.
+    """
+    newest: dict[tuple[Any, ...], int] = {}
+    keys = []
+    for m in mutations:
+        positions = _ROW_POSITIONS[m.statement]
+        key = (m.statement, *(m.params[i] for i in positions))
+        keys.append(key)
+        if m.timestamp > newest.get(key, m.timestamp - 1):
+            newest[key] = m.timestamp
+    seen: set[Any] = set()
+    out = []
+    for m, key in zip(mutations, keys, strict=True):
+        if m.timestamp == newest[key] and m not in seen:
+            seen.add(m)
+            out.append(m)
+    return out

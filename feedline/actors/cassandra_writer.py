@@ -432,8 +432,11 @@ class CassandraWriter(SupervisedActor):
 
         Bound statements cost far more memory than mutations: a shard with 100,000
         followers bound all at once took the process past 500 MiB. Every write is
-        idempotent, so a chunk retried after a failure repeats nothing harmful.
+        idempotent, so a chunk retried after a failure repeats nothing harmful. Writes that
+        a newer one of the same row shadows are dropped first (``statements.coalesce``:
+        the same result, e.g. a hot shard's counts written once per flush, not per like).
         """
+        mutations = st.coalesce(mutations)
         if not mutations:
             return
         assert self._statements is not None

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from feedline import statements as st
 from feedline.actors import cassandra_writer
 from feedline.actors.cassandra_writer import APPLY_CHUNK, CassandraWriter
 from feedline.settings import CassandraSettings, PipelineSettings
 from feedline.strategies.base import Mutation
+from feedline.strategies.common import mutation
 
 
 class FakeStatements:
@@ -98,3 +100,15 @@ def test_side_by_side_raises_what_a_call_raised() -> None:
             w._side_by_side(boom, [1, 2, 3, 4])
     finally:
         w._reads.shutdown()
+
+
+def test_apply_writes_a_hot_rows_newest_write_only(monkeypatch) -> None:
+    """Ten likes' count updates of one shard in a flush: only the newest is sent."""
+    sent: list[Any] = []
+    monkeypatch.setattr(
+        cassandra_writer.cassandra, "execute_all", lambda _s, stmts, _c: sent.extend(stmts)
+    )
+    counts = [mutation(st.UPDATE_SHARD, (7, "x", n, 0), 100 + n) for n in range(10)]
+    other = mutation(st.UPDATE_SHARD, (8, "y", 1, 0), 50)
+    writer()._apply([*counts, other])
+    assert sorted(sent, key=lambda m: m.params[0]) == [counts[-1], other]
