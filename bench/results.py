@@ -68,6 +68,24 @@ METHOD = """\
   web's CPU per request from /proc. Alongside the open-loop misses a separate process
   times a fixed ~1 ms of Python work (`bench/stall_probe.py`): its CPU-time p99/p50 is how
   far this machine stretches any request's CPU at the tail, whatever the code does.
+- **cap**: a reader follows two authors (follows by plain SQL), who post 10x
+  `FEEDLINE_FEED_MAX` (8,000 at the default 800) by plain SQL, 100 per transaction; the
+  bench pipeline carries and trims them. Once it is caught up: the rows of the reader's
+  feed and feed-index partitions beside the cap (goal <= 1.1x); tombstone cells read, from
+  Cassandra's tracing, by the web's first read of a feed (its 101-row window; goal 0) and
+  by a read of the whole partition (what paging past the cap meets); tombstone warnings in
+  var/log/cassandra.log on the bench feeds during the benchmark, the pipeline's own trim
+  reads included (goal 0). Baseline: a feed written by the driver with as many rows, whose
+  trimmed rows are deleted one per row, read the same way (its whole read is over
+  Cassandra's 1,000-tombstone warning at full size, so it also shows the log scan works).
+- **head_of_line**: 10 authors post 20 shards/s in all (plain SQL); freshness = commit ->
+  in the author's one reader's feed (polled every 20 ms), before and while a push author
+  with 20,000 followers (seeded in the read model; PostgreSQL's follower_count stays 0, so
+  it stays push, and the run checks a feed row per follower was written) posts once, until
+  that post is in every follower's feed. Each mode runs in a pipeline of its own (own
+  keyspace and group) with the bench pipeline stopped meanwhile, so each post is carried
+  once: the product's steps of 500 (`FEEDLINE_EXPANSION_CHUNK`) beside the whole fan-out
+  in one step (the baseline). One run per mode: a p99 over ~200-400 posts.
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """
