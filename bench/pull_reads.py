@@ -1,128 +1,145 @@
-"""Measure a feed page's read cost with pull authors merged in (issue 16, cost model).
+"""Seed the reads benchmark's readers of 5 pull authors and their push twins (issue 16).
 
-    .venv/bin/python -m bench.pull_reads            # near cache on (the default)
-    NO_NEAR=1 .venv/bin/python -m bench.pull_reads  # every page from Redis windows
+A *pull reader* follows 5 pull authors and holds nothing in its own feed partition: its
+first page is the merge of the authors' shards (their cached windows are shared by all
+their readers). Its *push twin* holds the same 150 shards (5 authors x 30) in its feed
+partition, as a push reader of those authors would: the same 20 items from one partition.
+``bench.reads`` times both under the same conditions, the twin being the baseline.
 
-Two readers of the same 150 shards (5 authors x 30): one holds them in its feed partition
-(push), the other follows the 5 authors as pull authors (pull list, edges, the authors'
-shard lists), so both pages show the same 20 items (checked). Each page is rendered in
-process (``http.pages.shard_page`` on a ``ReadModel`` built as the web builds it, with
-``FEEDLINE_PULL_THRESHOLD`` > 0, against the real Redis and Cassandra), 300 times after 50
-of warm-up: with every cache warm, with the reader's feed window dropped before each read,
-and with the authors' windows dropped too. Prints p50 and p99 per case. The rows go into
-the configured keyspace under ids above 9.1e9 at write timestamp 1 and are deleted (at
-timestamp 2) at the end, with their Redis keys.
+There are ``GROUPS`` such pairs, each with its own 5 authors, one per connection of the
+miss figures: a connection drops only its own group's windows before each read, so "every
+window missing" stays true while the other connections read.
+
+Seeding writes the read model directly (making an author pull through the API takes
+1,500 follows): the authors and readers are real users (PostgreSQL, so tokens work and
+their profiles come through CDC); the shards (shards_by_id, shards_by_author) and the
+twins' feed rows are written into the bench keyspace at timestamp 1; ``seed.big_author``
+writes each author's settled pull decision, the pull reader's follow edge and pull-list
+entry. Each author's PostgreSQL follower count is then set above the threshold, so the
+mode check the pipeline plans for that change agrees (pull), and ``check_modes`` reads the
+decisions back once the pipeline has caught up. ``check_page`` proves a page holds the
+expected items before anything is timed.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import random
-import statistics
-import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import redis
+from cassandra.concurrent import execute_concurrent
 
-from feedline import cache_keys
-from feedline.db import Database
-from feedline.http import pages
-from feedline.http.app import read_model
-from feedline.migrate import connect
-from feedline.readmodel.formats import FEED
-from feedline.settings import load
+from bench import seed
+from bench.client import Http
+from feedline import cache_keys, cassandra
+from feedline import statements as st
+from feedline.settings import Settings
 
-AUTHORS, SHARDS, RUNS = 5, 30, 300
-INSERTS = {
-    "user": "INSERT INTO users_by_id (user_id, handle, shard_count) VALUES (%s, %s, 30) "
-    "USING TIMESTAMP 1",
-    "listed": "INSERT INTO shards_by_author (author_id, created_at, shard_id) "
-    "VALUES (%s, %s, %s) USING TIMESTAMP 1",
-    "shard": "INSERT INTO shards_by_id (shard_id, author_id, body, created_at) "
-    "VALUES (%s, %s, 'x', %s) USING TIMESTAMP 1",
-    "feed": "INSERT INTO feed_by_user (user_id, created_at, shard_id, author_id) "
-    "VALUES (%s, %s, %s, %s) USING TIMESTAMP 1",
-    "edge": "INSERT INTO following_by_user (user_id, followee_id, created_at, edge_lsn) "
-    "VALUES (%s, %s, %s, 1) USING TIMESTAMP 1",
-    "pull": "INSERT INTO pull_following_by_user (user_id, author_id) VALUES (%s, %s) "
-    "USING TIMESTAMP 1",
-}
-DELETES = (
-    ("users_by_id", "user_id"),
-    ("shards_by_author", "author_id"),
-    ("shards_by_id", "shard_id"),
-    ("feed_by_user", "user_id"),
-    ("following_by_user", "user_id"),
-    ("pull_following_by_user", "user_id"),
-)
+AUTHORS, SHARDS, GROUPS = 5, 30, 3
+PAGE = 20
+SHARD_BASE = 710_000_000_000  # above the reads benchmark's shard pool (700e9 + i)
+FEED_PATH = f"/v1/feed?limit={PAGE}"
 
 
-def main() -> None:
-    settings = load()
-    pipeline = dataclasses.replace(settings.pipeline, pull_threshold=1000)
-    reads_settings = settings.reads
-    if os.environ.get("NO_NEAR"):
-        reads_settings = dataclasses.replace(reads_settings, near_cache_size=0, near_cache_pages=0)
-    settings = dataclasses.replace(settings, pipeline=pipeline, reads=reads_settings)
-    cluster, cs = connect(settings.cassandra)
-    cs.set_keyspace(settings.cassandra.keyspace)
-    base = 9_100_000_000 + random.randrange(10**6) * 1000
-    push, pull = base + 1, base + 2
-    authors = [base + 10 + i for i in range(AUTHORS)]
-    now = datetime.now(UTC).replace(tzinfo=None)
-    shards = []
-    for i, a in enumerate(authors):
-        cs.execute(INSERTS["user"], (a, f"pb{a}"))
-        cs.execute(INSERTS["edge"], (pull, a, now - timedelta(days=1)))
-        cs.execute(INSERTS["pull"], (pull, a))
-        for j in range(SHARDS):
-            sid, t = base + 100 + i * SHARDS + j, now - timedelta(seconds=j * 7 + i)
-            shards.append(sid)
-            cs.execute(INSERTS["listed"], (a, t, sid))
-            cs.execute(INSERTS["shard"], (sid, a, t))
-            cs.execute(INSERTS["feed"], (push, t, sid, a))
-    cache = redis.Redis.from_url(settings.redis.url)
-    windows = [cache_keys.user_shards(a) for a in authors]
-    reads = read_model(settings, Database(settings.postgres))
+@dataclass(frozen=True)
+class Group:
+    """A pull reader, its push twin, the 5 pull authors, and the first page both must see."""
+
+    pull: seed.User
+    push: seed.User
+    authors: tuple[int, ...]
+    first_page: tuple[int, ...]  # shard ids, newest first
+
+    def windows(self) -> list[str]:
+        """The authors' cached windows (shared by every reader of theirs)."""
+        return [cache_keys.user_shards(a) for a in self.authors]
+
+    def cached(self) -> list[str]:
+        """Every Redis key the two first pages are made of: windows, pull sources, objects."""
+        readers = (self.pull.id, self.push.id)
+        keys = [cache_keys.feed(r) for r in readers] + self.windows()
+        keys += [cache_keys.pull_sources(r) for r in readers]
+        keys += [cache_keys.user(a) for a in self.authors]
+        return keys + [cache_keys.shard(s) for s in self.first_page]
+
+
+def available(settings: Settings) -> bool:
+    """Pull is on (FEEDLINE_PULL_THRESHOLD > 0): the bench web merges pull authors in."""
+    return settings.pipeline.pull_threshold > 0
+
+
+def seed_groups(settings: Settings, prefix: str) -> list[Group]:
+    """Create ``GROUPS`` pull readers, twins and authors; write their read-model rows."""
+    users = seed.create_users(settings, prefix, GROUPS * (AUTHORS + 2))
+    now = datetime.now(UTC).replace(microsecond=0)
+    followed_at = now - timedelta(days=1)
+    groups: list[Group] = []
+    cluster, session = cassandra.connect(settings.cassandra)
     try:
-        measure(reads, cache, push, pull, windows)
+        shard = session.prepare(st.get(st.UPSERT_SHARD).cql)
+        listed = session.prepare(st.get(st.INSERT_AUTHOR_SHARD).cql)
+        feed = session.prepare(st.get(st.INSERT_FEED_ITEM).cql)
+        work: list = []
+        for g in range(GROUPS):
+            pull, push, *authors = users[g * (AUTHORS + 2) : (g + 1) * (AUTHORS + 2)]
+            rows = []
+            for i, author in enumerate(a.id for a in authors):
+                for j in range(SHARDS):
+                    sid = SHARD_BASE + (g * AUTHORS + i) * SHARDS + j
+                    created = now - timedelta(seconds=j * 7 + i)  # distinct within a group
+                    rows.append((created, sid))
+                    body = (sid, author, f"pull read {sid}", 0, 0, created)
+                    work.append((shard, st.get(st.UPSERT_SHARD).bind_values(body, 1)))
+                    at = (author, created, sid)
+                    work.append((listed, st.get(st.INSERT_AUTHOR_SHARD).bind_values(at, 1)))
+                    item = (push.id, created, sid, author)
+                    work.append((feed, st.get(st.INSERT_FEED_ITEM).bind_values(item, 1)))
+            first = tuple(sid for _, sid in sorted(rows, reverse=True)[:PAGE])
+            groups.append(Group(pull, push, tuple(a.id for a in authors), first))
+        for ok, res in execute_concurrent(session, work, concurrency=64, results_generator=True):
+            if not ok:
+                raise res
+        for g in groups:
+            for author in g.authors:
+                seed.big_author(
+                    session, author, [g.pull.id], [g.pull.id], pull=True, followed_at=followed_at
+                )
     finally:
-        cache.delete(cache_keys.feed(push), cache_keys.feed(pull), *windows)
-        keys = {"user_id": [push, pull, *authors], "author_id": authors, "shard_id": shards}
-        for table, column in DELETES:
-            for key in keys[column]:
-                cs.execute(f"DELETE FROM {table} USING TIMESTAMP 2 WHERE {column} = %s", (key,))  # noqa: S608
+        cluster.shutdown()
+    count = 2 * settings.pipeline.pull_threshold
+    for g in groups:
+        for author in g.authors:
+            seed.set_follower_count(settings, author, count)
+    return groups
+
+
+def check_modes(settings: Settings, groups: list[Group]) -> None:
+    """Fail unless every author's decision reads pull and settled (after the pipeline ran
+    the mode checks the follower counts planned)."""
+    select = st.get(st.SELECT_AUTHOR_MODE)
+    cluster, session = cassandra.connect(settings.cassandra)
+    try:
+        prepared = session.prepare(select.cql)
+        for author in (a for g in groups for a in g.authors):
+            rows = list(session.execute(prepared, select.bind_values((author,))))
+            mode = rows[0] if rows else None
+            if mode is None or mode.target != "pull" or mode.settled_lsn != mode.target_lsn:
+                raise RuntimeError(f"author {author} is not a settled pull author: {mode}")
+    finally:
         cluster.shutdown()
 
 
-def measure(reads: Any, cache: Any, push: int, pull: int, windows: list[str]) -> None:
-    def page(owner: int) -> bytes:
-        return pages.shard_page(reads, FEED, owner, None, 20)
-
-    items = json.loads(page(push))["items"]
-    assert len(items) == 20 and items == json.loads(page(pull))["items"], "not the same page"
-
-    def timed(owner: int, drop: list[str]) -> tuple[float, float]:
-        out = []
-        for i in range(50 + RUNS):
-            if drop:
-                cache.delete(*drop)
-            t0 = time.perf_counter()
-            page(owner)
-            if i >= 50:
-                out.append(time.perf_counter() - t0)
-        out.sort()
-        return statistics.median(out) * 1000, out[int(len(out) * 0.99)] * 1000
-
-    for case, also in (("warm", None), ("feed window miss", []), ("all windows miss", windows)):
-        for name, owner in (("push", push), (f"{AUTHORS} pull authors", pull)):
-            drop = [] if also is None else [cache_keys.feed(owner), *also]
-            p50, p99 = timed(owner, drop)
-            print(f"{case:17} {name:15} p50 {p50:7.3f} ms  p99 {p99:7.3f} ms")
+def page_ids(body: object) -> list[int]:
+    """The shard ids of a feed page's items (empty for anything but a feed page)."""
+    items = body.get("items") if isinstance(body, dict) else None
+    return [int(i["id"]) for i in items or []]
 
 
-if __name__ == "__main__":
-    main()
+def check_page(port: int, token: str, group: Group) -> None:
+    """Fail unless the reader's first page on the web at ``port`` is the group's 20 items."""
+    reply = Http(port).call("GET", FEED_PATH, token)
+    got = page_ids(reply.body)
+    if reply.status != 200 or got != list(group.first_page):
+        raise RuntimeError(
+            f"feed page on {port}: status {reply.status}, items {got[:3]}... "
+            f"({len(got)}), expected {list(group.first_page[:3])}... ({PAGE})"
+        )

@@ -2,7 +2,7 @@
 
 Seeding: real users (PostgreSQL, so tokens work and users_by_id fills through CDC); their
 feeds (20 items each) and a pool of shards are written straight into the bench keyspace:
-building 10,000 feeds through fan-out would only measure fan-out again. Runs, all wrk:
+building 10,000 feeds through fan-out would only measure fan-out again. Runs (wrk unless said):
 
 - the constant endpoint (baseline);
 - "hot": a few users over and over (feed window and objects cached), against the web and
@@ -11,7 +11,12 @@ building 10,000 feeds through fan-out would only measure fan-out again. Runs, al
   misses; shared shards' objects warm up as the run goes);
 - "zipf": users drawn with P(rank r) ~ 1/r over all users, measured once a warm-up has
   reached steady state (see ``_warm_up``) while users post shards through the API (each
-  post invalidates a feed); hit ratio from the web's own feedline_read_cache counters.
+  post invalidates a feed); hit ratio from the web's own feedline_read_cache counters;
+- "pull" (issue 16): readers of 5 pull authors beside push twins holding the same items
+  (``bench.pull_reads`` seeds them and checks their pages): "hot" against both webs, and
+  first pages timed by a Python closed loop at 3 connections that drops the reader's feed
+  window (or it and the authors' windows) before each read, every read checked to be the
+  expected page and each run's drops checked against the web's cache counters.
 
 Peak req/s use ``wrk_connections``; the miss latencies are also taken at 3 connections
 (one per worker: service time, no queue), with nothing cached and with only the feed
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import threading
 import time
 import urllib.request
@@ -32,7 +38,7 @@ import redis
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 
-from bench import seed, stall_probe, wrk
+from bench import pull_reads, seed, stall_probe, wrk
 from bench.client import Http, open_loop
 from bench.context import Ctx
 from bench.env import (
@@ -55,6 +61,7 @@ ITEMS = 20
 ZIPF_WARMUP_MAX, ZIPF_SETTLED = 4, 0.005
 ZIPF_WRITES_PER_S = 50  # posts during the Zipf measurement (each invalidates a feed)
 MISS_RATE = 100  # window misses/s in the open-loop miss latency run (Zipf's rate: ~30/s)
+TWINS = ("push", "pull")  # bench.pull_reads: a push reader and a reader of 5 pull authors
 
 
 def available() -> bool:
@@ -72,9 +79,18 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     env, z = ctx.env, ctx.sizes
     users = seed.create_users(env.settings, f"b{env.run_id}d", z.read_users)
     _seed_feeds(env.settings, [u.id for u in users], ctx)
+    groups = []
+    if pull_reads.available(env.settings):
+        groups = pull_reads.seed_groups(env.settings, f"b{env.run_id}p")
     wait_caught_up(PIPELINE_PORT)
+    if groups:
+        pull_reads.check_modes(env.settings, groups)
     tokens = env.work / "read-tokens.txt"
     tokens.write_text("\n".join(u.token for u in users) + "\n")
+    readers = {}  # the 5-pull readers' and their push twins' tokens (wrk "hot" mode)
+    for kind in TWINS if groups else ():
+        readers[kind] = env.work / f"{kind}-reader-tokens.txt"
+        readers[kind].write_text("".join(getattr(g, kind).token + "\n" for g in groups))
     cache = redis.Redis.from_url(env.settings.redis.url)
     d, c = z.wrk_seconds, z.wrk_connections
     runs: dict[str, list] = {
@@ -89,12 +105,22 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     offset = 1
     hot = [str(tokens), "hot"]
     with _redis_only_web(ctx):
-        for _ in range(z.repeats):
+        for port in (WEB_PORT, REDIS_ONLY_PORT):  # both webs merge: both readers see the page
+            for g in groups:
+                for kind in TWINS:
+                    pull_reads.check_page(port, getattr(g, kind).token, g)
+        for i in range(z.repeats):
             runs["const"].append(wrk.run(env.work, "const", CONST_PORT, d, c))
             runs["const3"].append(wrk.run(env.work, "const", CONST_PORT, d, 3))
             for name, port in (("hot", WEB_PORT), ("hot_redis_only", REDIS_ONLY_PORT)):
                 wrk.run(env.work, "feed", port, 1, 2, hot)  # fill the hot users
                 runs[name].append(wrk.run(env.work, "feed", port, d, c, hot))
+                for kind in _twins(i) if groups else ():
+                    args = [str(readers[kind]), "hot"]
+                    wrk.run(env.work, "feed", port, 1, 2, args)
+                    runs.setdefault(f"{kind}_{name}", []).append(
+                        _all_ok(wrk.run(env.work, "feed", port, d, c, args))
+                    )
     for _ in range(z.repeats):
         for name, conns in (("cold", c), ("cold3", 3)):
             cache.flushdb()
@@ -130,6 +156,8 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
         runs.setdefault("window_open", []).append(missed)
         runs.setdefault("cpu_unit", []).append(stall)
         offset += int(MISS_RATE * d) + 1
+    if groups:
+        runs.update(_pull_misses(cache, groups, z.repeats, d))
 
     def med(name: str, attr: str) -> float | None:
         return median([getattr(r, attr) for r in runs[name]])
@@ -263,6 +291,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
         if f.goal == "< 20 ms":
             f.met = f.value is not None and f.value < 20
     figures[-1].met = ratio is not None and ratio >= 0.95
+    figures += _pull_figures(runs, c) if groups else _pull_skipped()
     details = {
         k: [r if isinstance(r, float | dict | None) else r.__dict__ for r in v]
         for k, v in runs.items()
@@ -327,6 +356,187 @@ def _miss_open_loop(web: BenchProcess, tokens: list[str], offset: int, seconds: 
     return _Latency(percentile(ms, 50), percentile(ms, 99), len(ms), len(results), cpu_ms)
 
 
+def _twins(repeat: int) -> tuple[str, ...]:
+    """The push twin and the pull reader, in turn first (drift favours neither)."""
+    return TWINS if repeat % 2 == 0 else TWINS[::-1]
+
+
+def _all_ok(run: wrk.WrkRun) -> wrk.WrkRun:
+    """Fail on a non-2xx answer: an error page is fast and would inflate req/s."""
+    if run.non2xx:
+        raise RuntimeError(f"wrk saw {run.non2xx} non-2xx answers of {run.requests}")
+    return run
+
+
+@dataclasses.dataclass
+class _Timed:
+    p50_ms: float | None
+    p99_ms: float | None
+    reads: int
+    lookups: dict[str, float]  # the web's read-cache lookups in the run ("feed:miss": n)
+
+
+def _pull_misses(
+    cache: redis.Redis, groups: list[pull_reads.Group], repeats: int, seconds: float
+) -> dict[str, list[_Timed]]:
+    """Time first pages with windows dropped before each read, for the twins and the pull
+    readers (``bench.pull_reads``): the feed window only, or it and the 5 authors' windows.
+
+    Every key the groups' pages are made of is dropped first and refilled by one checked
+    read of each page, so what is not dropped before a read is freshly cached (TTLs from
+    now). Each run must show exactly the lookups its drops imply in the web's counters:
+    per read one feed-window miss, one pull-sources hit (a push reader's empty list is
+    cached too), the 5 authors' windows hit or missed, and no object miss.
+    """
+    cache.delete(*(k for g in groups for k in g.cached()))
+    for g in groups:
+        for kind in TWINS:
+            pull_reads.check_page(WEB_PORT, getattr(g, kind).token, g)
+    runs: dict[str, list[_Timed]] = {}
+    for i in range(repeats):
+        for case, authors_too in (("window", False), ("all_windows", True)):
+            for kind in _twins(i):
+                conns = []
+                for g in groups:
+                    reader = getattr(g, kind)
+                    drop = [cache_keys.feed(reader.id), *(g.windows() if authors_too else ())]
+                    conns.append((reader.token, drop, g.first_page))
+                run = _timed_reads(cache, conns, seconds)
+                n, a = run.reads, pull_reads.AUTHORS * run.reads if kind == "pull" else 0
+                want = {
+                    "feed:hit": 0,
+                    "feed:miss": n,
+                    "pull:hit": n,
+                    "pull:miss": 0,
+                    "author:hit": 0 if authors_too else a,
+                    "author:miss": a if authors_too else 0,
+                    "object:miss": 0,
+                }
+                got = {k: run.lookups.get(k, 0.0) for k in want}
+                if not n or got != want:
+                    raise RuntimeError(f"{kind} {case}: cache lookups {got}, expected {want}")
+                runs.setdefault(f"{kind}_{case}", []).append(run)
+    return runs
+
+
+def _timed_reads(
+    cache: redis.Redis, conns: list[tuple[str, list[str], tuple[int, ...]]], seconds: float
+) -> _Timed:
+    """One connection per (token, keys, page): drop the keys, time a first page, check it
+    is that page; over and over for ``seconds`` (closed loop, like wrk at len(conns))."""
+    ms: list[float] = []
+    wrong: list[str] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def loop(token: str, drop: list[str], page: tuple[int, ...]) -> None:
+        http = Http(WEB_PORT)
+        while time.monotonic() < deadline:
+            try:
+                cache.delete(*drop)
+                t0 = time.perf_counter()
+                reply = http.call("GET", pull_reads.FEED_PATH, token)
+                took = (time.perf_counter() - t0) * 1000
+                ok = reply.status == 200 and pull_reads.page_ids(reply.body) == list(page)
+                problem = "" if ok else f"status {reply.status}, {str(reply.body)[:200]}"
+            except Exception as exc:  # counted below: the run fails
+                took, problem = 0.0, repr(exc)
+            with lock:
+                if problem:
+                    wrong.append(problem)
+                else:
+                    ms.append(took)
+
+    before = _cache_counts()
+    threads = [threading.Thread(target=loop, args=c, daemon=True) for c in conns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 30)
+    after = _cache_counts()
+    if wrong:
+        raise RuntimeError(f"{len(wrong)} reads were not the expected page: {wrong[0]}")
+    lookups = {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+    return _Timed(percentile(ms, 50), percentile(ms, 99), len(ms), lookups)
+
+
+def _pull_figures(runs: dict[str, list], conns: int) -> list[Figure]:
+    """Issue 16's read figures for a reader of 5 pull authors, each beside its push twin."""
+
+    def med(name: str, attr: str) -> float | None:
+        return median([getattr(r, attr) for r in runs[name]])
+
+    twin = "push reader of the same items"
+    figures = [
+        Figure(
+            "reads.pull.hit.rps",
+            f"feed cache-hit req/s, reader of 5 pull authors ({conns} connections)",
+            med("pull_hot", "rps"),
+            "req/s",
+            med("push_hot", "rps"),
+            f"{twin}, req/s",
+            "≥ 0.8x push reader",
+        ),
+        Figure(
+            "reads.pull.hit_redis_only.rps",
+            "feed cache-hit req/s, reader of 5 pull authors, near cache off",
+            med("pull_hot_redis_only", "rps"),
+            "req/s",
+            med("push_hot_redis_only", "rps"),
+            f"{twin}, near cache off",
+        ),
+        Figure(
+            "reads.pull.window_miss.p50_3conn",
+            "feed window-miss p50, reader of 5 pull authors (3 connections)",
+            med("pull_window", "p50_ms"),
+            "ms",
+            med("push_window", "p50_ms"),
+            f"{twin}, window missing",
+            "≤ 2x push reader",
+        ),
+        Figure(
+            "reads.pull.window_miss.p99_3conn",
+            "feed window-miss p99, reader of 5 pull authors (3 connections)",
+            med("pull_window", "p99_ms"),
+            "ms",
+            med("push_window", "p99_ms"),
+            f"{twin}, window missing",
+        ),
+        Figure(
+            "reads.pull.all_windows_miss.p50_3conn",
+            "feed miss p50, reader's and its 5 pull authors' windows all missing (3 connections)",
+            med("pull_all_windows", "p50_ms"),
+            "ms",
+            med("push_all_windows", "p50_ms"),
+            f"{twin}, window missing",
+        ),
+    ]
+    hit, miss = figures[0], figures[2]
+    hit.met = hit.ratio is not None and hit.ratio >= 0.8
+    miss.met = miss.ratio is not None and miss.ratio <= 2.0
+    return figures
+
+
+def _pull_skipped() -> list[Figure]:
+    why = "FEEDLINE_PULL_THRESHOLD is 0 (pull off): no feed merges pull authors"
+    return [
+        skipped(
+            "reads.pull.hit.rps",
+            "feed cache-hit req/s, reader of 5 pull authors",
+            "req/s",
+            why,
+            "≥ 0.8x push reader",
+        ),
+        skipped(
+            "reads.pull.window_miss.p50_3conn",
+            "feed window-miss p50, reader of 5 pull authors",
+            "ms",
+            why,
+            "≤ 2x push reader",
+        ),
+    ]
+
+
 @contextlib.contextmanager
 def _redis_only_web(ctx: Ctx):
     """A second web on the same config with its near cache off: the hit as it was before."""
@@ -367,14 +577,21 @@ def _posting(tokens: list[str], rate: float, seconds: float, ctx: Ctx):
 
 def _lookups() -> dict[str, float]:
     """The web's feed-window cache lookups so far: {"hit": n, "miss": n}."""
+    counts = _cache_counts()
+    return {"hit": counts.get("feed:hit", 0.0), "miss": counts.get("feed:miss", 0.0)}
+
+
+def _cache_counts() -> dict[str, float]:
+    """The web's read-cache lookups so far by kind and result: {"feed:hit": n, ...}."""
     url = f"http://127.0.0.1:{ops_port(WEB_PORT)}/metrics"
     with urllib.request.urlopen(url, timeout=10) as resp:
         text = resp.read().decode()
-    out = {"hit": 0.0, "miss": 0.0}
+    out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("feedline_read_cache_total{") and 'kind="feed"' in line:
-            result = "hit" if 'result="hit"' in line else "miss"
-            out[result] += float(line.rsplit(" ", 1)[1])
+        if line.startswith("feedline_read_cache_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            key = f"{labels.get('kind')}:{labels.get('result')}"
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
 
 
