@@ -68,6 +68,19 @@ METHOD = """\
   web's CPU per request from /proc. Alongside the open-loop misses a separate process
   times a fixed ~1 ms of Python work (`bench/stall_probe.py`): its CPU-time p99/p50 is how
   far this machine stretches any request's CPU at the tail, whatever the code does.
+- **reads, reader of 5 pull authors** (issue 16; `bench/pull_reads.py` seeds it): 3 readers
+  each follow 5 pull authors of 30 shards (settled pull decisions, pull lists and follow
+  edges written directly; their own feed partitions empty), beside 3 push twins whose
+  feed partitions hold the same 150 shards; first, every reader's first page on both webs
+  is checked to be the same 20 items. Cache hit: wrk "hot" over the 3 readers at
+  `wrk_connections`, near cache on (goal >= 0.8x the twins) and off. Window miss: a Python
+  closed loop, one connection per reader (3), deletes the reader's feed window before each
+  read (shards, profiles, pull sources and authors' windows stay cached), checks the page,
+  and the web's cache counters must show one feed-window miss per read and no other miss;
+  goal p50 <= 2x the twins. Every window missing: the reader's 5 authors' windows deleted
+  too (informational: an author's window is shared by all their readers, so in steady
+  state it misses once per post of that author, not per read). With pull on, a twin's page
+  also looks up its (cached, empty) pull sources, as every push reader's does.
 - **cap**: a reader follows two authors (follows by plain SQL), who post 10x
   `FEEDLINE_FEED_MAX` (8,000 at the default 800) by plain SQL, 100 per transaction; the
   bench pipeline carries and trims them. Once it is caught up: the rows of the reader's
