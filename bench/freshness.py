@@ -107,7 +107,9 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
 class Workload:
     """Pick each request of the mixed load and register a probe for sampled ones."""
 
-    def __init__(self, users, edges, shards, statements, prober: Prober):
+    def __init__(self, users, edges, shards, statements, prober: Prober | None, mix=MIX):
+        """``prober`` None: nothing is probed (the CPU benchmark's load, bench/cpu.py)."""
+        self.mix = mix
         self.tokens = {u.id: u.token for u in users}
         self.ids = list(self.tokens)
         self.followers_of: dict[int, list[int]] = defaultdict(list)
@@ -129,13 +131,13 @@ class Workload:
 
     def op(self, http: Http, i: int) -> tuple[bool, str]:
         rng = random.Random(i)
-        kind = rng.choices([k for k, _ in MIX], [w for _, w in MIX])[0]
+        kind = rng.choices([k for k, _ in self.mix], [w for _, w in self.mix])[0]
         with self.lock:
             if kind == "unfollow" and not self._ripe():
                 kind = "follow"
             args = getattr(self, f"_pick_{kind}")(rng)
         ok, probe = getattr(self, f"_do_{kind}")(http, *args)
-        if ok and probe is not None and i % self.sample_every == 0:
+        if ok and probe is not None and self.prober and i % self.sample_every == 0:
             self.prober.add(probe)
         return ok, kind
 
@@ -177,6 +179,8 @@ class Workload:
     # -- send and describe what becomes visible ----------------------------------------
 
     def _probe(self, kind, params, key, want=True, query=None):
+        if self.prober is None:
+            return None
         return Probe(kind, self.statements[query or kind], params, want, key, time.monotonic())
 
     def _do_shard(self, http, u):
@@ -188,7 +192,8 @@ class Workload:
         with self.lock:
             self.shards.append(sid)
             reader = random.choice(self.followers_of.get(u) or [u])
-        probe.params = (reader, created, sid)
+        if probe is not None:
+            probe.params = (reader, created, sid)
         return True, probe
 
     def _do_like(self, http, s, u):

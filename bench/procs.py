@@ -107,12 +107,16 @@ def _rss(pid: int) -> int:
     return 0
 
 
-def _cpu_s(pid: int) -> float:
+def _cpu_s(pid: int, reaped: bool = False) -> float:
+    """utime + stime of ``pid`` (and with ``reaped``, of its exited, waited-for children)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])  # cutime + cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _tree(pid: int) -> list[int]:
@@ -125,9 +129,11 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds of ``pid`` and all its descendants."""
-    return sum(_cpu_s(p) for p in _tree(pid))
+def tree_cpu_s(pid: int, reaped: bool = False) -> float:
+    """CPU seconds of ``pid`` and all its descendants; with ``reaped``, also of those that
+    exited meanwhile (a PostgreSQL backend per connection, a recycled gunicorn worker),
+    which the kernel adds to the parent that waited for them."""
+    return sum(_cpu_s(p, reaped) for p in _tree(pid))
 
 
 def tree_rss(pid: int) -> int:

@@ -18,7 +18,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 
-from bench import cap, fanout, freshness, head_of_line, reads, results, sink, write_api
+from bench import cap, cpu, fanout, freshness, head_of_line, reads, results, sink, write_api
 from bench.context import QUICK, Ctx, Sizes
 from bench.env import CONST_PORT, PIPELINE_PORT, WEB_PORT, BenchEnv, wait_ready
 from bench.resources import RssSampler
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "fanout": fanout.run,
     "freshness": freshness.run,
     "reads": reads.run,
+    "cpu": cpu.run,
     "cap": cap.run,
     "head_of_line": head_of_line.run,
 }
