@@ -23,6 +23,8 @@ class Sizes:
     sink_authors: int = 200
     sink_followers: int = 10
     fanout_sizes: tuple[int, ...] = (10, 1000, 10000, 100000)
+    pull_followers: int = 1_000_000  # pull_fanout: the pull author's followers, of which
+    pull_readers: int = 2000  # real users whose feeds are read
     fresh_users: int = 300
     fresh_followers: int = 10
     fresh_rates: tuple[int, ...] = (100, 200, 300, 500, 700)
@@ -51,6 +53,8 @@ QUICK = Sizes(
     sink_authors=10,
     sink_followers=3,
     fanout_sizes=(10, 100),
+    pull_followers=5000,  # still above FEEDLINE_PULL_THRESHOLD (1,500)
+    pull_readers=50,
     fresh_users=30,
     fresh_followers=5,
     fresh_rates=(20, 50),

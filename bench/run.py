@@ -18,7 +18,18 @@ import time
 import traceback
 from datetime import UTC, datetime
 
-from bench import cap, cpu, fanout, freshness, head_of_line, reads, results, sink, write_api
+from bench import (
+    cap,
+    cpu,
+    fanout,
+    freshness,
+    head_of_line,
+    pull_fanout,
+    reads,
+    results,
+    sink,
+    write_api,
+)
 from bench.context import QUICK, Ctx, Sizes
 from bench.env import CONST_PORT, PIPELINE_PORT, WEB_PORT, BenchEnv, wait_ready
 from bench.resources import RssSampler
@@ -27,6 +38,7 @@ BENCHMARKS = {
     "write_api": write_api.run,
     "sink": sink.run,
     "fanout": fanout.run,
+    "pull_fanout": pull_fanout.run,
     "freshness": freshness.run,
     "reads": reads.run,
     "cpu": cpu.run,
