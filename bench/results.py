@@ -58,6 +58,22 @@ METHOD = """\
   followers has the row; then every follower is checked (a 2,000 sample above 10,000).
   Baseline: the same feed rows with the driver alone. Growth: log-log slope over sizes
   >= 1,000 (1.0 = linear); ratios per 10x are in the JSON.
+- **pull_fanout** (issue 16): one author's 1,000,000 followers written directly into
+  followers_by_user (2,000 of them real users, the rest synthetic ids) with the state a
+  finished push -> pull sweep leaves (settled `pull` decision, the readers' edges and
+  pull-list entries) and PostgreSQL's follower count set to agree. Clock: the API's 201
+  for the post -> the first `GET /v1/feed` of a reader that lists it (the web merges
+  pull authors at read time). 12 clients poll, always reading next the reader whose
+  last miss is oldest; the sample is read in cohorts of 250 (one post each), because a
+  round over N readers takes N / (feed reads/s) even once the post is visible (one post
+  polled by all 2,000 put ~2 s of poller into the p99: last miss p99 0.1 s). The figure
+  is the first hit (an upper bound); the last miss (lower bound) and each cohort's
+  round time are in the JSON. Baseline: two push authors followed by 1,000 of the
+  readers each, posting in the same cohorts, same poller. Rows: the pipeline's
+  `feedline_rows_written_total` before the post and after it is done (a few seconds;
+  the shared CDC topics' other traffic in that window counts too), per post, beside a
+  push post's; also the reads of followers_by_user in that window (Cassandra's
+  `system_views.coordinator_read_latency`): one page, where a sweep would read 2,000.
 - **reads**: users' feeds (20 items) and a shard pool are written directly into the
   bench keyspace; hit = a few users over and over, also against a second web with its
   near cache off; miss = each user once after FLUSHDB (feed window, hydrated shards and
