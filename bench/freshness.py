@@ -285,7 +285,7 @@ class BigAuthors:
             except OSError as exc:
                 post["ok"], post["error"] = False, repr(exc)
                 http = Http(WEB_PORT)
-            sent = time.monotonic()
+            sent = post["sent"] = time.monotonic()
             if post["ok"]:
                 post["id"], post["created"] = r.body["id"], parse_timestamptz(r.body["created_at"])
                 watch = threading.Thread(target=self._watch, args=(post, sent), daemon=True)
@@ -356,8 +356,10 @@ def _mixed(ctx: Ctx, session, check, load: Workload, prober: Prober, tail: Kafka
                 prober.drain()
                 posts = big.finish() if phase == "loaded" else []
             wait_caught_up(PIPELINE_PORT)
-            run = _summary(MIXED_RATE, sent, prober.take(), tail)
+            probes = prober.take()
+            run = _summary(MIXED_RATE, sent, probes, tail)
             run.update(
+                during_push_fanout=_during_push_fanout(probes, posts),
                 big_posts=posts,
                 cpu_unit=stall,
                 rows_written=_rows_written(before, pipeline_metrics(PIPELINE_PORT)),
@@ -373,6 +375,28 @@ def _mixed(ctx: Ctx, session, check, load: Workload, prober: Prober, tail: Kafka
     }
 
 
+def _during_push_fanout(probes: list[Probe], posts: list[dict]) -> dict:
+    """Split the ordinary writes' freshness: 2xx while a push post was on its way to its
+    last followers (201 -> visible), or not; says whether that fan-out makes the tail."""
+    spans = [
+        (p["sent"], p["sent"] + (p.get("visible_s") or VISIBLE_TIMEOUT_S))
+        for p in posts
+        if p["mode"] == "push" and p["ok"]
+    ]
+    for p in posts:
+        p.pop("sent", None)
+    split: dict[bool, list[float]] = {True: [], False: []}
+    for p in probes:
+        fresh = TIMEOUT_S if p.timed_out else p.seen_at - p.ok_at
+        split[any(a <= p.ok_at <= b for a, b in spans)].append(fresh)
+    out: dict[str, float | int | None] = {}
+    for name, during in (("during", True), ("outside", False)):
+        out[f"{name}_n"] = len(split[during])
+        out[f"{name}_p50"] = percentile(split[during], 50)
+        out[f"{name}_p99"] = percentile(split[during], 99)
+    return out
+
+
 def _mixed_summary(runs: dict[str, list[dict]]) -> dict:
     """Medians the report quotes: each big author's visibility, the rows they added."""
     posts = [p for r in runs["loaded"] for p in r["big_posts"]]
@@ -382,6 +406,11 @@ def _mixed_summary(runs: dict[str, list[dict]]) -> dict:
         out[f"{mode}_posts"] = len(mine)
         out[f"{mode}_visible_s_median"] = median([p.get("visible_s") for p in mine])
         out[f"{mode}_visible_s_max"] = max((p.get("visible_s") or 0.0 for p in mine), default=None)
+    for when in ("during", "outside"):  # a push post's fan-out (medians of the loaded runs)
+        for q in ("n", "p99"):
+            out[f"ordinary_{q}_{when}_push_fanout"] = median(
+                [r["during_push_fanout"][f"{when}_{q}"] for r in runs["loaded"]]
+            )
     out["push_every_follower"] = all(p.get("every_follower") for p in posts if p["mode"] == "push")
     tables = {t for r in runs["quiet"] + runs["loaded"] for t in r["rows_written"]}
     out["rows_written_loaded_minus_quiet"] = {

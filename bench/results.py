@@ -49,9 +49,10 @@ METHOD = """\
   PostgreSQL follower counts set to agree; the run fails if a mode check moved either.
   Goal: loaded p99 <= 1.5x the quiet p99, with the load sent at >= 90% of the rate and
   every big post visible (push: the row in all its followers' feeds; pull: in the
-  reader's `GET /v1/feed`). Each big post's visibility and the rows the pipeline wrote
-  per phase by table (`feedline_rows_written_total`) are in the JSON; beside the figure,
-  the stall probe's CPU-time p99 in each kind of phase (see reads).
+  reader's `GET /v1/feed`). Each big post's visibility, the rows the pipeline wrote per
+  phase by table (`feedline_rows_written_total`) and the ordinary p99 split by whether a
+  push post was on its way to its followers are in the JSON; beside the figure, the stall
+  probe's CPU-time p99 in each kind of phase (see reads).
 - **fanout**: followers written directly into followers_by_user (100,000 follows through
   the API would take longer than the measurement); the clock runs from the API's 201 for
   the shard to the first poll where the pipeline has finished its events and a sample of
