@@ -10,19 +10,20 @@ There are ``GROUPS`` such pairs, each with its own 5 authors, one per connection
 miss figures: a connection drops only its own group's windows before each read, so "every
 window missing" stays true while the other connections read.
 
-Seeding writes the read model directly (making an author pull through the API takes
-1,500 follows): the authors and readers are real users (PostgreSQL, so tokens work and
-their profiles come through CDC); the shards (shards_by_id, shards_by_author) and the
+Seeding writes the read model directly (making an author pull through the API takes more
+than FEEDLINE_PULL_THRESHOLD follows): the authors and readers are real users (tokens,
+profiles through CDC); the shards (shards_by_id, shards_by_author) and the
 twins' feed rows are written into the bench keyspace at timestamp 1; ``seed.big_author``
 writes each author's settled pull decision, the pull reader's follow edge and pull-list
 entry. Each author's PostgreSQL follower count is then set above the threshold, so the
-mode check the pipeline plans for that change agrees (pull), and ``check_modes`` reads the
-decisions back once the pipeline has caught up. ``check_page`` proves a page holds the
-expected items before anything is timed.
+mode check the pipeline plans for that change agrees (pull); ``check_modes`` waits for
+the pipeline to have processed the counts, then checks the decisions. ``check_page``
+proves a page holds the expected items before anything is timed.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -105,25 +106,40 @@ def seed_groups(settings: Settings, prefix: str) -> list[Group]:
                 )
     finally:
         cluster.shutdown()
-    count = 2 * settings.pipeline.pull_threshold
     for g in groups:
         for author in g.authors:
-            seed.set_follower_count(settings, author, count)
+            seed.set_follower_count(settings, author, 2 * settings.pipeline.pull_threshold)
     return groups
 
 
-def check_modes(settings: Settings, groups: list[Group]) -> None:
-    """Fail unless every author's decision reads pull and settled (after the pipeline ran
-    the mode checks the follower counts planned)."""
+def check_modes(settings: Settings, groups: list[Group], timeout: float = 60.0) -> None:
+    """Wait until the pipeline has processed every author's follower count, then fail
+    unless each author's decision is a settled pull.
+
+    The count's users event plans a mode check; it agrees with the seeded decision (pull),
+    so it writes nothing and sweeps nothing: no sweep deletes the readers' cached keys in
+    the middle of a measurement. Its profile row carrying the count shows it was processed.
+    """
     select = st.get(st.SELECT_AUTHOR_MODE)
+    count = 2 * settings.pipeline.pull_threshold
+    authors = [a for g in groups for a in g.authors]
     cluster, session = cassandra.connect(settings.cassandra)
     try:
-        prepared = session.prepare(select.cql)
-        for author in (a for g in groups for a in g.authors):
-            rows = list(session.execute(prepared, select.bind_values((author,))))
+        mode_of = session.prepare(select.cql)
+        profile = session.prepare("SELECT follower_count FROM users_by_id WHERE user_id = ?")
+        deadline = time.monotonic() + timeout
+        while authors:
+            rows = list(session.execute(profile, (authors[0],)))
+            if not rows or rows[0].follower_count != count:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"author {authors[0]}: follower count not in the profile")
+                time.sleep(0.5)
+                continue
+            rows = list(session.execute(mode_of, select.bind_values((authors[0],))))
             mode = rows[0] if rows else None
             if mode is None or mode.target != "pull" or mode.settled_lsn != mode.target_lsn:
-                raise RuntimeError(f"author {author} is not a settled pull author: {mode}")
+                raise RuntimeError(f"author {authors[0]} is not a settled pull author: {mode}")
+            authors.pop(0)
     finally:
         cluster.shutdown()
 
