@@ -10,8 +10,9 @@ the CPU it used meanwhile); its baseline is the same process idle for as long, m
 right before the load (Cassandra, Kafka and Connect spend CPU even when nothing happens),
 so the net cost per write is value - baseline.
 
-Beside it, from the bench pipeline's own counters: change events per write, and Cassandra
-rows (mutations) and statements (a batch counts once) per event, by read-model table. The
+Beside it, from the bench pipeline's own counters: change events per write, Cassandra
+rows (mutations) and statements (a batch counts once) per event, by read-model table, and
+the reads the expansions and their re-validations send per event, by statement. The
 CDC topics are shared: another writer on the machine would add events and CPU; the
 ``events per write`` figure shows it (about 2 per write when alone).
 """
@@ -34,6 +35,7 @@ GOAL_TOTAL_S = 5.5  # issue 17: all processes, CPU seconds per 1,000 mixed write
 IDLE_S = 10.0
 ROWS = "feedline_rows_written_total"
 STATEMENTS = "feedline_cassandra_statements_total"
+READS = "feedline_cassandra_reads_total"
 DONE = "feedline_events_done_total"
 
 
@@ -64,7 +66,8 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     gross = {n: (c1[n] - c0[n]) * per_k for n in pids}
     idle = {n: (idle1[n] - idle0[n]) / idle_s * elapsed * per_k for n in pids}
     events = m1.get(DONE, 0.0) - m0.get(DONE, 0.0)
-    rows = _by_table(m0, m1)
+    rows = _by_label(m0, m1, ROWS, "table")
+    reads = _by_label(m0, m1, READS, "statement")
     statements = m1.get(STATEMENTS, 0.0) - m0.get(STATEMENTS, 0.0)
     details = {
         "writes_ok": ok,
@@ -76,9 +79,11 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
         "events": events,
         "rows_per_event": {t: round(n / events, 3) for t, n in rows.items()} if events else {},
         "statements_per_event": round(statements / events, 3) if events else None,
+        "reads_per_event": {s: round(n / events, 3) for s, n in reads.items()} if events else {},
         "kinds": _kinds(sent),
     }
-    return _figures(gross, idle, ok, events, sum(rows.values()), statements), details
+    counts = (sum(rows.values()), statements, sum(reads.values()))
+    return _figures(gross, idle, ok, events, *counts), details
 
 
 def _pids(ctx: Ctx) -> dict[str, int]:
@@ -92,13 +97,14 @@ def _pids(ctx: Ctx) -> dict[str, int]:
     return pids
 
 
-def _by_table(m0: dict[str, float], m1: dict[str, float]) -> dict[str, float]:
+def _by_label(m0: dict[str, float], m1: dict[str, float], name: str, label: str) -> dict:
+    """Return how much counter ``name`` grew from ``m0`` to ``m1``, by ``label``'s value."""
     out = {}
     for key, value in m1.items():
-        if key.startswith(ROWS + "{"):
-            table = key.split('table="', 1)[1].split('"', 1)[0]
-            out[table] = value - m0.get(key, 0.0)
-    return {t: n for t, n in sorted(out.items()) if n}
+        if key.startswith(name + "{"):
+            which = key.split(f'{label}="', 1)[1].split('"', 1)[0]
+            out[which] = value - m0.get(key, 0.0)
+    return {k: n for k, n in sorted(out.items()) if n}
 
 
 def _kinds(sent: list) -> dict[str, int]:
@@ -115,6 +121,7 @@ def _figures(
     events: float,
     rows: float,
     statements: float,
+    reads: float,
 ) -> list[Figure]:
     total, total_idle = sum(gross.values()), sum(idle.values())
     figures = [
@@ -151,6 +158,14 @@ def _figures(
                 "Cassandra statements per event (a batch is one)",
                 statements / events,
                 "stmts",
+            )
+        )
+        figures.append(
+            Figure(
+                "cpu.reads_per_event",
+                "Cassandra reads per event (expansions and their re-validations)",
+                reads / events,
+                "reads",
             )
         )
     return figures

@@ -701,8 +701,12 @@ class Expander:
         prepared: PreparedStatements,
         pipeline: PipelineSettings,
         trims: FeedTrims | None = None,
+        reads: Any = None,
     ):
+        """``reads``, if given, is a counter labelled by statement (the pipeline's
+        ``feedline_cassandra_reads_total``): each read sent counts once."""
         self._session = session
+        self._reads = reads
         self._prepared = prepared
         self._trims = trims or FeedTrims.from_settings(pipeline)
         self._window_ms = pipeline.backfill_window_s * 1000
@@ -734,6 +738,9 @@ class Expander:
 
     def _read(self, reads: list[Read]) -> list[Rows]:
         """Run one round of reads (concurrently, in bounded chunks); all pages of each."""
+        if self._reads is not None:
+            for name, n in Counter(r.statement for r in reads).items():
+                self._reads.labels(name).inc(n)
         if len(reads) == 1:
             r = reads[0]
             return [list(self._session.execute(self._prepared.query(r.statement, *r.params)))]

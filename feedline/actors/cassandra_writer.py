@@ -167,7 +167,13 @@ class CassandraWriter(SupervisedActor):
         cluster, session = cassandra.connect(self._cassandra_settings)
         try:
             statements = PreparedStatements(session)
-            expander = Expander(session, statements, self._pipeline, self._feed_trims)
+            expander = Expander(
+                session,
+                statements,
+                self._pipeline,
+                self._feed_trims,
+                reads=self._metrics.cassandra_reads,
+            )
         except BaseException:
             cluster.shutdown()
             raise

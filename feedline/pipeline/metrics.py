@@ -94,6 +94,14 @@ class PipelineMetrics:
             "Statements (batches count once) sent to Cassandra",
             registry=r,
         )
+        # The reads the fan-out programs send (fanout.Expander), by statement name: with
+        # rows and statements, what the pipeline asks of Cassandra per event.
+        self.cassandra_reads = Counter(
+            "feedline_cassandra_reads",
+            "Reads sent to Cassandra by the expansions and their re-validations, by statement",
+            ["statement"],
+            registry=r,
+        )
         self.dependency_up = Gauge(
             "feedline_dependency_up",
             "1 if the dependency answered lately",

@@ -14,6 +14,7 @@ import pytest
 
 from feedline import fanout
 from feedline import statements as st
+from feedline.pipeline.metrics import PipelineMetrics
 from feedline.strategies.base import TERMINAL, Backfill, FanOutShard, PurgeShard, Unbackfill
 from tests.unit.strategies.events import T0
 
@@ -172,6 +173,9 @@ def test_purge_of_a_shard_no_follower_window_holds_reads_once_and_writes_nothing
     assert len(rounds) == 1 and out.mutations == [] and out.keys == set()
 
 
+READS = "feedline_cassandra_reads_total"
+
+
 class FakeSession:
     """Answer single reads (``execute``) from a dict of statement name -> rows."""
 
@@ -207,12 +211,20 @@ def test_expander_runs_programs_and_its_recheck_afresh_each_call(lsn):
         backfill_window_s=7 * 24 * 3600, read_concurrency=4, expansion_chunk=500, pull_threshold=0
     )
     trims = fanout.FeedTrims(cap=800, slack=0.1)  # no feed here comes near the cap
-    expander = fanout.Expander(session, fanout.PreparedStatements(session), settings, trims)
+    metrics = PipelineMetrics()
+    prepared = fanout.PreparedStatements(session)
+    expander = fanout.Expander(session, prepared, settings, trims, reads=metrics.cassandra_reads)
     out = expander.expand(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900))
     assert {m.timestamp for m in out.mutations} == {lsn or 900}
     unfollow = expander.expand(Unbackfill(follower_id=2, followee_id=1, lsn=950))
     assert len(unfollow.mutations) == 1 and unfollow.recheck() == []
     assert unfollow.more is not None and len(unfollow.more().mutations) == 1  # the index
+    # Every read sent counts once, by statement (feedline_cassandra_reads_total).
+    sent = metrics.registry.get_sample_value
+    assert {name: sent(READS, {"statement": name}) for name in set(session.calls)} == {
+        st.SELECT_FEED_INDEX: 1,
+        st.SELECT_FOLLOWERS_PAGE: 1,
+    }
 
 
 def test_fan_out_goes_a_page_of_followers_per_step_and_rechecks_each_page_alone():
