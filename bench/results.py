@@ -117,6 +117,14 @@ METHOD = """\
   keyspace and group) with the bench pipeline stopped meanwhile, so each post is carried
   once: the product's steps of 500 (`FEEDLINE_EXPANSION_CHUNK`) beside the whole fan-out
   in one step (the baseline). One run per mode: a p99 over ~200-400 posts.
+- **cpu** (issue 17): `cpu_writes` mixed writes (35% shards by authors with ~6 followers,
+  35% likes, 20% comments, 10% follows) sent open loop at `cpu_rate`/s through the bench
+  API; CPU seconds (utime + stime from /proc, the process tree plus its reaped children)
+  of every process from the first request until the bench pipeline has applied the last
+  change, per 1,000 successful writes. Baseline: the same processes idle for as long,
+  measured right before (Cassandra, Kafka and Connect work when idle too). Events per
+  write, Cassandra rows (mutations) and statements (a batch counts once) per event come
+  from the bench pipeline's counters, by table in the JSON.
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """
