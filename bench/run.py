@@ -10,6 +10,7 @@ status 1, the others still run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -60,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         help="full sizes, results in var/bench only (trying a benchmark out)",
     )
     parser.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one of bench.context.Sizes (a tuple as 1,2,3; empty for none);"
+        " implies --scratch unless --quick",
+    )
+    parser.add_argument(
         "--merge",
         action="store_true",
         help="replace only the chosen sections in today's results JSON (with a note)",
@@ -72,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [b for b in (args.only.split(",") if args.only else BENCHMARKS) if b]
     started = time.monotonic()
     env = BenchEnv(quick=args.quick)
-    doc, failed = run(env, QUICK if args.quick else Sizes(), chosen)
+    sizes = _override(QUICK if args.quick else Sizes(), args.size)
+    doc, failed = run(env, sizes, chosen)
     doc["minutes"] = round((time.monotonic() - started) / 60, 1)
-    if args.quick or args.scratch:
+    if args.quick or args.scratch or args.size:
         path = results.write(doc, env.work, None)
     else:
         if args.merge:
@@ -83,6 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     print(results.table(doc))
     print(f"\nresults: {path}")
     return 1 if failed else 0
+
+
+def _override(sizes: Sizes, pairs: list[str]) -> Sizes:
+    """Return ``sizes`` with ``NAME=VALUE`` pairs applied, typed like the defaults."""
+    changes = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if not hasattr(sizes, name):
+            raise SystemExit(f"bench.run: no size called {name!r}")
+        default = getattr(sizes, name)
+        if isinstance(default, tuple):
+            changes[name] = tuple(int(v) for v in text.split(",") if v)
+        else:
+            changes[name] = type(default)(text)
+    return dataclasses.replace(sizes, **changes)
 
 
 def _merge(new: dict, chosen: list[str]) -> dict:
