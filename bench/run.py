@@ -10,13 +10,16 @@ status 1, the others still run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
 import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from bench import (
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     env = BenchEnv(quick=args.quick)
     sizes = _override(QUICK if args.quick else Sizes(), args.size)
-    doc, failed = run(env, sizes, chosen)
+    with _alone(env):
+        doc, failed = run(env, sizes, chosen)
     doc["minutes"] = round((time.monotonic() - started) / 60, 1)
     if args.quick or args.scratch or args.size:
         path = results.write(doc, env.work, None)
@@ -93,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     print(results.table(doc))
     print(f"\nresults: {path}")
     return 1 if failed else 0
+
+
+@contextlib.contextmanager
+def _alone(env: BenchEnv) -> Iterator[None]:
+    """Wait for any other bench run to finish: they share ports, a keyspace and a Redis db
+    (a second run would fail on a taken port, or drop the first one's keyspace)."""
+    path = env.settings.stack.var_dir / "bench.lock"
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another bench run holds %s: waiting", path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _override(sizes: Sizes, pairs: list[str]) -> Sizes:
