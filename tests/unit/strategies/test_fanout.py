@@ -265,3 +265,18 @@ def test_backfill_writes_a_chunk_of_rows_per_step_and_rechecks_after_the_last():
             break
         out = step(out.more())[1]
     assert sizes == [4, 2] and rechecks == [False, True]
+
+
+def test_a_backfill_that_writes_no_row_has_no_recheck():
+    """The re-validation only deletes rows the backfill wrote: with none, it reads nothing
+    (issue 17: a follow of an author with no shard in the window costs its reads only)."""
+    e = Backfill(follower_id=2, followee_id=1, lsn=500, created_at=T0)
+    old = [Row(created_at=NAIVE_T0 - 30 * DAY, shard_id=9)]  # below the window: deleted
+    _, out = step(fanout.backfill(e, WINDOW_MS), [[], old])
+    assert writes(out.mutations) == [
+        (st.DELETE_FEED_ITEM, (2, NAIVE_T0 - 30 * DAY, 9), 500),
+        (st.DELETE_FEED_INDEX, (2, 1, NAIVE_T0 - 30 * DAY, 9), 500),
+    ]
+    assert out.recheck is None and out.more is None
+    _, out = step(fanout.backfill(e, WINDOW_MS), [[Row(created_at=NAIVE_T0, shard_id=10)], []])
+    assert out.recheck is not None
