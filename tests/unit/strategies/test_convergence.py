@@ -183,6 +183,30 @@ def test_backfill_that_read_before_a_refollow_undoes_a_row_the_new_window_exclud
     assert index_of(store) == {}
 
 
+def test_backfill_that_read_a_shard_deleted_before_its_write_undoes_the_row():
+    """The purge side of a backfill's race (issue 17: re-validation is left out only when a
+    step wrote nothing): the backfill read the shard, the delete and its purge (whose index
+    read finds nothing yet) ran, then the backfill wrote. Only its re-validation, which
+    finds the shard gone, removes the row; without it the row stays for good."""
+    src = Source()
+    shard = typed("shards", id=10, author_id=1, created_at=T0)
+    follow = typed("followers", follower_id=2, followee_id=1, created_at=T0)
+    src.emit("shards", "c", after=shard)
+    src.emit("followers", "c", after=follow)
+    src.emit("shards", "d", before=shard)
+    create, follow_ev, delete = (e for e in src.events if e.op != "t")
+    for revalidate, left in ((True, set()), (False, {10})):
+        store = apply_all(Store(), plans([create]), **W)
+        backfill = steps(store, plans([follow_ev])[0], revalidate=revalidate, **W)
+        for _ in range(4):  # its two own writes, then its two reads
+            next(backfill)
+        apply_all(store, plans([delete]), **W)
+        for _ in backfill:
+            pass
+        assert feeds_of(store)[2] == left
+    assert expected_feeds(src, WINDOW_MS)[2] == set()
+
+
 def test_replayed_deletes_tombstone_no_follower_feed():
     """Issue 15, defect 5: a shard delete or an unfollow replayed (or arriving when the row
     is not there) writes no tombstone into the follower's feed: only rows read from the
