@@ -18,7 +18,7 @@ bounded in time (a fan-out that takes over ``FANOUT_TIMEOUT_S`` is reported as s
 
 The big author is a push author, and the benchmark checks it: its PostgreSQL
 follower_count stays 0 (its followers exist only in the read model), so no users event
-plans a mode check that would make it pull at the default FEEDLINE_PULL_THRESHOLD (1,500),
+plans a mode check that would make it pull at the default FEEDLINE_PULL_THRESHOLD (500),
 and the fan-out must write a feed row per follower (the pipeline's
 ``feedline_rows_written_total{table="feed_by_user"}`` grows by at least the follower
 count, or the run fails). At the default threshold a real 20,000-follower author would be

@@ -212,9 +212,10 @@ class PipelineSettings:
     # pull_threshold followers is a pull author (their new shards are merged into readers'
     # feeds at read time instead of copied into each), and a push author again below
     # pull_threshold * pull_hysteresis. 0 turns pull off: every author is push. The default
-    # is where a push fan-out stops fitting a 1 s freshness budget (~0.6 ms per follower on
-    # this hardware; docs/events.md, "Cost model"; BENCHMARKS.md, "hybrid").
-    pull_threshold: int = 1500
+    # keeps ordinary freshness within 1.5x of quiet while an author just under it posts
+    # (measured: 499 followers 1.26x, 1,499 followers 2.1-2.2x at 100 writes/s); pull costs
+    # readers little (docs/events.md, "Cost model"; BENCHMARKS.md, freshness and reads).
+    pull_threshold: int = 500
     pull_hysteresis: float = 0.8
     # Lets tests crash actors through the health port (POST /debug/fail). Off by default.
     fault_injection: bool = False
