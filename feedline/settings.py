@@ -183,6 +183,10 @@ class PipelineSettings:
     health_port: int = 8001
     max_in_flight_per_partition: int = 1000
     batch_max_size: int = 200
+    # How long a writer with a small batch and nothing else queued waits for more events
+    # before it flushes: bigger flushes, fewer Cassandra round trips per event, at that
+    # much freshness (0: flush at once).
+    write_linger_s: float = 0.0
     write_concurrency: int = 64
     read_concurrency: int = 16  # a writer's fan-out reads in flight at once
     # A big expansion (fan-out, purge, backfill, unbackfill) goes this many followers or
@@ -457,6 +461,7 @@ def load() -> Settings:
             health_port=_int("FEEDLINE_PIPELINE_PORT", 8001),
             max_in_flight_per_partition=_int("FEEDLINE_MAX_IN_FLIGHT", 1000),
             batch_max_size=_int("FEEDLINE_BATCH_MAX_SIZE", 200),
+            write_linger_s=_float("FEEDLINE_WRITE_LINGER_S", 0.0),
             write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
             read_concurrency=_int("FEEDLINE_READ_CONCURRENCY", 16),
             expansion_chunk=_int("FEEDLINE_EXPANSION_CHUNK", 500),

@@ -6,6 +6,7 @@ failure suite); these pin down how a flush splits its work, with the driver call
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -112,3 +113,28 @@ def test_apply_writes_a_hot_rows_newest_write_only(monkeypatch) -> None:
     other = mutation(st.UPDATE_SHARD, (8, "y", 1, 0), 50)
     writer()._apply([*counts, other])
     assert sorted(sent, key=lambda m: m.params[0]) == [counts[-1], other]
+
+
+@pytest.mark.parametrize(
+    ("linger", "batch", "queued", "waits"),
+    [
+        (0.0, 1, False, False),  # off (the default): flush at once
+        (0.01, 1, False, True),  # a small batch, nothing queued: wait for more
+        (0.01, 1, True, False),  # something queued already: it joins the flush anyway
+        (0.01, 200, False, False),  # a full batch: flush now
+    ],
+)
+def test_a_small_batch_waits_the_linger_for_more_only_when_nothing_is_queued(
+    monkeypatch: pytest.MonkeyPatch, linger: float, batch: int, queued: bool, waits: bool
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(cassandra_writer.time, "sleep", slept.append)
+    w = CassandraWriter(
+        CassandraSettings(), PipelineSettings(write_linger_s=linger), None, FakeMetrics()
+    )
+    w.actor_inbox = queue.Queue()
+    if queued:
+        w.actor_inbox.put("a WriteBatch")
+    w._batch = [object()] * batch
+    w._linger()
+    assert slept == ([linger] if waits else [])
