@@ -129,7 +129,7 @@ def program(
     """
     on = pull is not None
     if isinstance(expansion, FanOutShard):
-        return fan_out(expansion, window_ms, chunk, pull=on)
+        return fan_out(expansion, window_ms, chunk, pull=pull)
     if isinstance(expansion, Backfill):
         return backfill(expansion, window_ms, chunk, pull=on)
     if isinstance(expansion, Unbackfill):
@@ -146,23 +146,22 @@ def fan_out(
     window_ms: int,
     chunk: int = CHUNK,
     after: int = BEFORE_ALL,
-    pull: bool = False,
+    pull: PullPolicy | None = None,
 ) -> Program[Writes]:
     """Put a new shard in each follower's feed whose window holds it, at that edge's LSN.
 
     One step is one page of followers after ``after``: it is written, then re-validated
     (the page's id range read again), before the next page is read. Each cell's order of
     events (shard written, edge read, row written, row re-validated) is as in one big step.
-    With ``pull``, the first step also reads the author's mode: a settled pull author's
-    shard is written nowhere else (readers merge it in).
+    With ``pull``, the first step also reads the author's mode once the first page shows
+    enough followers to be worth skipping (``PullPolicy.worth_asking``): a settled pull
+    author's shard is written nowhere else (readers merge it in).
     """
-    reads = [Read(st.SELECT_FOLLOWERS_PAGE, (e.author_id, after, chunk))]
-    if pull and after == BEFORE_ALL:
-        reads.append(Read(st.SELECT_AUTHOR_MODE, (e.author_id,)))
-    found = yield reads
-    followers = found[0]
-    if len(found) > 1 and mode_of(found[1]).skips:
-        return Writes([], set())
+    [followers] = yield [Read(st.SELECT_FOLLOWERS_PAGE, (e.author_id, after, chunk))]
+    if pull is not None and after == BEFORE_ALL and pull.worth_asking(len(followers), chunk):
+        [mode] = yield [Read(st.SELECT_AUTHOR_MODE, (e.author_id,))]
+        if mode_of(mode).skips:
+            return Writes([], set())
     more = next_page(followers, chunk, lambda last: fan_out(e, window_ms, chunk, last))
     written = {
         r.follower_id: (r.edge_lsn if r.edge_lsn is not None else e.lsn)
@@ -399,6 +398,18 @@ class PullPolicy:
         if pipeline.pull_threshold <= 0:
             return None
         return cls(pipeline.pull_threshold, pipeline.pull_hysteresis)
+
+    def worth_asking(self, first_page: int, chunk: int) -> bool:
+        """Return True if a fan-out whose first page of followers holds ``first_page``
+        rows (``chunk`` at most) should read the author's mode to maybe skip them.
+
+        Only a skip needs the mode: copying a shard into followers' feeds is correct in
+        any mode (the rows obey the push argument, and a pull author's merge dedupes
+        them). A short page is every follower the author has; below threshold x
+        hysteresis the policy itself keeps an author push, so copying to so few costs no
+        more than a push author's post, and the read is spared (issue 17: most posts).
+        """
+        return first_page >= chunk or first_page >= self.threshold * self.hysteresis
 
     def decide(self, follower_count: int, current: str) -> str:
         if follower_count > self.threshold:

@@ -13,6 +13,7 @@ follows come after shards both inside and outside their window.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -428,6 +429,36 @@ def test_with_pull_concurrent_writers_in_steps_give_the_expected_merged_feed(cas
         chunk=1,
         **P,
     )
+    assert merged_feeds(store) == expected_feeds(src, WINDOW_MS)
+
+
+@dataclass(frozen=True)
+class NeverAsks(fanout.PullPolicy):
+    """The policy, but no fan-out finds its author worth asking the mode of."""
+
+    def worth_asking(self, first_page: int, chunk: int) -> bool:
+        return False
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries(max_actions=20), hs.randoms(use_true_random=False))
+def test_a_fan_out_that_does_not_ask_the_mode_copies_and_converges(case, rnd):
+    """Issue 17: a fan-out reads the author's mode only when the first page of followers
+    could be worth skipping (``PullPolicy.worth_asking``). One that does not ask must copy,
+    whatever the decision: with no fan-out asking, amid the same mode sweeps, every feed
+    partition alone holds its expected feed (a fan-out that skipped without asking would
+    leave a pull author's post out of the feed of a follower with no pull entry yet) and
+    the merged read is the expected feed too."""
+    src, delivered = case
+    store = apply_concurrently(
+        Store(),
+        plans(delivered),
+        rnd.randrange,
+        shuffle=lambda ms: rnd.sample(ms, len(ms)),
+        window_ms=WINDOW_MS,
+        pull=NeverAsks(PULL.threshold, PULL.hysteresis),
+    )
+    assert feeds_of(store) == expected_feeds(src, WINDOW_MS)
     assert merged_feeds(store) == expected_feeds(src, WINDOW_MS)
 
 

@@ -280,3 +280,23 @@ def test_a_backfill_that_writes_no_row_has_no_recheck():
     assert out.recheck is None and out.more is None
     _, out = step(fanout.backfill(e, WINDOW_MS), [[Row(created_at=NAIVE_T0, shard_id=10)], []])
     assert out.recheck is not None
+
+
+def test_a_fan_out_reads_the_mode_only_when_its_first_page_could_be_worth_skipping():
+    """Issue 17: a short first page below threshold x hysteresis is every follower the
+    author has, too few to skip: one read, the rows written. A full page (or one at the
+    line) also reads the mode, and a settled pull author is skipped."""
+    e = FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900)
+    policy = fanout.PullPolicy(threshold=1500, hysteresis=0.8)
+    page = [follower(f, T0, 50) for f in (2, 3)]
+    rounds, out = step(fanout.fan_out(e, WINDOW_MS, 500, pull=policy), [page])
+    assert rounds == [[fanout.Read(st.SELECT_FOLLOWERS_PAGE, (1, fanout.BEFORE_ALL, 500))]]
+    assert {m.params[0] for m in out.mutations} == {2, 3}
+    pull = Row(target="pull", target_lsn=7, settled_lsn=7)
+    rounds, out = step(fanout.fan_out(e, WINDOW_MS, 2, pull=policy), [page], [[pull]])
+    assert rounds[1] == [fanout.Read(st.SELECT_AUTHOR_MODE, (1,))]
+    assert out.mutations == [] and out.more is None
+    small = fanout.PullPolicy(threshold=2, hysteresis=1.0)
+    rounds, out = step(fanout.fan_out(e, WINDOW_MS, 500, pull=small), [page], [[pull]])
+    assert len(rounds) == 2 and out.mutations == []
+    assert policy.worth_asking(1200, 1500) and not policy.worth_asking(1199, 1500)
