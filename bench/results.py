@@ -124,7 +124,10 @@ METHOD = """\
   change, per 1,000 successful writes. Baseline: the same processes idle for as long,
   measured right before (Cassandra, Kafka and Connect work when idle too). Events per
   write, Cassandra rows (mutations) and statements (a batch counts once) per event come
-  from the bench pipeline's counters, by table in the JSON.
+  from the bench pipeline's counters, by table in the JSON; so do the reads per event
+  that the expansions and their re-validations send (`feedline_cassandra_reads_total`,
+  by statement in the JSON). Each read costs Cassandra about as much CPU as a written
+  partition here (~0.6-1 ms on this box, measured apart), so reads count like writes.
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """
