@@ -6,6 +6,13 @@ nothing connects at import time. A connection the server has dropped (restart, f
 retries a unit of work once on a verified connection when it is safe, that is when the
 failure happened before ``COMMIT`` was sent. Anything else becomes
 :class:`~feedline.errors.DependencyUnavailable`, which the web layer turns into a 503.
+
+Round trips are most of what a write costs the web in CPU, so a unit of work takes as
+few as it can: psycopg2 would open each transaction with a ``BEGIN`` of its own, one round
+trip before the first statement; the pooled connections are in autocommit mode instead
+and :class:`_TxCursor` sends ``BEGIN`` in the same message as the first statement. A
+single-statement write is then two round trips (``BEGIN; <statement>``, ``COMMIT``), and
+:meth:`Database.read` runs a read-only statement in one.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TypeVar
 
 import psycopg2
@@ -35,6 +42,29 @@ LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 class _Lost(Exception):
     """Signal that the connection died before COMMIT, so the work may be retried."""
+
+
+class _TxCursor(psycopg2.extensions.cursor):
+    """Send ``BEGIN`` with the cursor's first statement: one round trip, not two.
+
+    The simple query protocol runs ``BEGIN;<statement>`` in one message; the result is the
+    statement's. Nothing is committed until :meth:`Database.transaction` sends ``COMMIT``,
+    so a connection lost before that still leaves the unit of work safe to retry.
+    """
+
+    begun = False
+
+    def execute(self, query: str | bytes, vars: object = None) -> None:
+        if not self.begun:
+            self.begun = True
+            query = (b"BEGIN;" + query) if isinstance(query, bytes) else ("BEGIN;" + query)
+        super().execute(query, vars)
+
+    def executemany(self, query: str | bytes, vars_list: object) -> None:
+        if not self.begun:  # not on any hot path: BEGIN on its own
+            self.begun = True
+            super().execute("BEGIN")
+        super().executemany(query, vars_list)
 
 
 class Database:
@@ -80,6 +110,7 @@ class Database:
             raise DependencyUnavailable("postgresql", "connection pool exhausted")
         try:
             conn = self._connect(verify)
+            conn.autocommit = True  # transactions begin with their first statement
             broken = False
             try:
                 yield conn
@@ -112,37 +143,59 @@ class Database:
         :meth:`run`); one lost during COMMIT raises DependencyUnavailable, because whether
         the transaction committed is unknown and repeating it could apply it twice.
         """
-        with self._checkout(verify) as conn:
+        with self._checkout(verify) as conn, conn.cursor(cursor_factory=_TxCursor) as cur:
             try:
-                with conn.cursor() as cur:
-                    yield cur
+                yield cur
             except LOST as exc:
                 _rollback_quietly(conn)
                 raise _Lost(_first_line(exc)) from exc
             except BaseException:
                 _rollback_quietly(conn)
                 raise
+            if cur.begun:  # else no statement ran: there is no transaction to end
+                try:
+                    cur.execute("COMMIT")
+                except LOST as exc:
+                    raise DependencyUnavailable("postgresql", _first_line(exc)) from exc
+
+    @contextmanager
+    def _statements(self, verify: bool = False) -> Iterator[Cursor]:
+        """Yield a cursor outside any transaction: each statement commits by itself."""
+        with self._checkout(verify) as conn:
             try:
-                conn.commit()
+                with conn.cursor() as cur:
+                    yield cur
             except LOST as exc:
-                raise DependencyUnavailable("postgresql", _first_line(exc)) from exc
+                raise _Lost(_first_line(exc)) from exc
 
     def run(self, work: Callable[[Cursor], T]) -> T:
         """Run ``work(cursor)`` in one transaction, retrying once if the connection died."""
+        return self._retrying(self.transaction, work)
+
+    def read(self, work: Callable[[Cursor], T]) -> T:
+        """Run ``work(cursor)``, which must only read, outside a transaction.
+
+        For a single ``SELECT`` (a token lookup): one round trip instead of three. Each
+        statement sees its own snapshot, and since nothing is written, a lost connection
+        is retried once whatever it was doing.
+        """
+        return self._retrying(self._statements, work)
+
+    def _retrying(self, unit: Callable[..., AbstractContextManager[Cursor]], work: Callable) -> T:
         try:
-            with self.transaction() as cur:
+            with unit() as cur:
                 return work(cur)
         except _Lost as exc:
             logger.warning("PostgreSQL connection lost (%s); retrying once", exc)
         try:
-            with self.transaction(verify=True) as cur:
+            with unit(verify=True) as cur:
                 return work(cur)
         except _Lost as exc:
             raise DependencyUnavailable("postgresql", str(exc)) from exc
 
     def ping(self) -> None:
         """Run ``SELECT 1`` or raise DependencyUnavailable (for /health)."""
-        self.run(lambda cur: cur.execute("SELECT 1"))
+        self.read(lambda cur: cur.execute("SELECT 1"))
 
 
 def _alive(conn: Connection) -> bool:
@@ -160,8 +213,8 @@ def _alive(conn: Connection) -> bool:
 def _rollback_quietly(conn: Connection) -> None:
     if conn.closed:
         return
-    with suppress(LOST):
-        conn.rollback()
+    with suppress(LOST), conn.cursor() as cur:
+        cur.execute("ROLLBACK")  # autocommit: conn.rollback() would send nothing
 
 
 def _first_line(exc: BaseException) -> str:

@@ -149,7 +149,7 @@ class AuthMiddleware:
         # after this read began can go unnoticed (see feedline.http.token_cache).
         since = time.monotonic()
         generation = self._tokens.generation() if self._tokens is not None else None
-        found = self._db.run(lambda cur: _user_for(cur, token))
+        found = self._db.read(lambda cur: _user_for(cur, token))  # one round trip
         if found is None:
             if self._limiter is not None:
                 self._limiter.failed_token_lookup(req, digest)  # 429 once over the limit

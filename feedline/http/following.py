@@ -16,12 +16,32 @@ from feedline.http.deps import Deps
 from feedline.http.validation import unprocessable
 
 # Both users must exist. Locked in id order, as the count trigger locks them, so that A
-# following B while B follows A cannot deadlock.
-LOCK_SQL = "SELECT id FROM users WHERE id IN (%s, %s) ORDER BY id FOR NO KEY UPDATE"
+# following B while B follows A cannot deadlock. One statement (one round trip): the change
+# reads how many users the lock found, so it runs after the lock, and only if both exist;
+# the statement returns that number.
 FOLLOW_SQL = """
-    INSERT INTO followers (follower_id, followee_id) VALUES (%s, %s) ON CONFLICT DO NOTHING
+    WITH pair AS (
+        SELECT id FROM users WHERE id IN (%(me)s, %(other)s) ORDER BY id FOR NO KEY UPDATE
+    ),
+    found AS (SELECT count(*) AS n FROM pair),
+    changed AS (
+        INSERT INTO followers (follower_id, followee_id)
+        SELECT %(me)s, %(other)s FROM found WHERE n = 2
+        ON CONFLICT DO NOTHING
+    )
+    SELECT n FROM found
 """
-UNFOLLOW_SQL = "DELETE FROM followers WHERE follower_id = %s AND followee_id = %s"
+UNFOLLOW_SQL = """
+    WITH pair AS (
+        SELECT id FROM users WHERE id IN (%(me)s, %(other)s) ORDER BY id FOR NO KEY UPDATE
+    ),
+    found AS (SELECT count(*) AS n FROM pair),
+    changed AS (
+        DELETE FROM followers USING found
+        WHERE follower_id = %(me)s AND followee_id = %(other)s AND n = 2
+    )
+    SELECT n FROM found
+"""
 
 
 def _operation(summary: str) -> dict:
@@ -58,8 +78,5 @@ class Following:
 
 def _apply(cur: Cursor, me: int, other: int, sql: str) -> bool:
     """Apply the change (the trigger counts it); False if a user is gone."""
-    cur.execute(LOCK_SQL, (me, other))
-    if len(cur.fetchall()) != 2:
-        return False
-    cur.execute(sql, (me, other))
-    return True
+    cur.execute(sql, {"me": me, "other": other})
+    return cur.fetchone()[0] == 2

@@ -13,10 +13,25 @@ from feedline.http import auth, spec
 from feedline.http.deps import Deps
 from feedline.http.shards import not_found
 
-# Lock the shard first: it must exist, and concurrent likes then count one at a time.
-LOCK_SQL = "SELECT 1 FROM shards WHERE id = %s FOR NO KEY UPDATE"
-LIKE_SQL = "INSERT INTO likes (shard_id, user_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
-UNLIKE_SQL = "DELETE FROM likes WHERE shard_id = %s AND user_id = %s"
+# Lock the shard first: it must exist, and concurrent likes then count one at a time. One
+# statement (one round trip): the change reads the locked row, so it runs after the lock,
+# and the shard's row comes back only if it exists.
+LIKE_SQL = """
+    WITH shard AS (SELECT id FROM shards WHERE id = %(shard)s FOR NO KEY UPDATE),
+    changed AS (
+        INSERT INTO likes (shard_id, user_id) SELECT id, %(user)s FROM shard
+        ON CONFLICT DO NOTHING
+    )
+    SELECT 1 FROM shard
+"""
+UNLIKE_SQL = """
+    WITH shard AS (SELECT id FROM shards WHERE id = %(shard)s FOR NO KEY UPDATE),
+    changed AS (
+        DELETE FROM likes USING shard WHERE likes.shard_id = shard.id
+        AND likes.user_id = %(user)s
+    )
+    SELECT 1 FROM shard
+"""
 
 
 def _operation(summary: str) -> dict:
@@ -51,8 +66,5 @@ class ShardLike:
 
 def _apply(cur: Cursor, shard_id: int, user_id: int, sql: str) -> bool:
     """Apply the change (the trigger counts it); False if no shard."""
-    cur.execute(LOCK_SQL, (shard_id,))
-    if cur.fetchone() is None:
-        return False
-    cur.execute(sql, (shard_id, user_id))
-    return True
+    cur.execute(sql, {"shard": shard_id, "user": user_id})
+    return cur.fetchone() is not None

@@ -71,7 +71,7 @@ class Shard:
         self._db = deps.db
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, shard_id: int) -> None:
-        shard = self._db.run(lambda cur: _fetch(cur, DETAIL_SQL, (shard_id,)))
+        shard = self._db.read(lambda cur: _fetch(cur, DETAIL_SQL, (shard_id,)))
         if shard is None:
             raise not_found(shard_id)
         resp.media = shard

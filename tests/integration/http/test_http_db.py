@@ -54,6 +54,21 @@ def test_an_error_rolls_the_whole_unit_back(database, query):
     assert query("SELECT count(*) FROM users WHERE handle = %s", handle) == [(0,)]
 
 
+def two_txids(cur) -> tuple[int, int]:
+    cur.execute("SELECT txid_current()")
+    first = cur.fetchone()[0]
+    cur.execute("SELECT txid_current()")
+    return first, cur.fetchone()[0]
+
+
+def test_a_unit_of_work_is_one_transaction_and_a_read_is_not(database):
+    first, second = database.run(two_txids)
+    assert first == second  # BEGIN went with the first statement; both ran in it
+    assert database.run(two_txids)[0] != first  # and it ended: the next unit is a new one
+    first, second = database.read(two_txids)
+    assert first != second  # outside a transaction each statement commits by itself
+
+
 def test_a_terminated_connection_is_replaced_and_the_request_succeeds(
     settings, small_db, small_client, query
 ):

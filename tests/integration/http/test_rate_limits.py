@@ -201,6 +201,10 @@ def test_the_app_limits_failed_token_lookups_without_querying_repeats(settings, 
             queries.append(1)
             return super().run(work, *args, **kwargs)
 
+        def read(self, work, *args, **kwargs):  # token lookups
+            queries.append(1)
+            return super().read(work, *args, **kwargs)
+
     db = Counting(settings.postgres)
     try:
         app = create_app(Deps(settings=limited(settings, failed_auth="2/minute"), db=db))
