@@ -162,7 +162,8 @@ def test_the_breaker_skips_a_dead_redis_then_comes_back(settings):
     assert limiter.check("signup", subject) is None  # skipped: no call at all
     # Redis "comes back" (the same limiter pointed at the live one): the next probe closes it.
     live = RateLimiter(dataclasses.replace(rate, redis_url=""), settings.redis.url)
-    limiter._limiter, limiter._breaker._open_until = live._limiter, 0.0
+    limiter._limiter, limiter._acquire = live._limiter, live._acquire
+    limiter._breaker._open_until = 0.0
     assert limiter.check("signup", subject) is None
     assert not limiter._breaker.failing
 
