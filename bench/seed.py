@@ -9,6 +9,7 @@ into the bench keyspace: the benchmark measures what happens next, not the seedi
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,8 +34,13 @@ def pg_connect(settings: Settings) -> Any:
     return psycopg2.connect(settings.postgres.dsn())
 
 
+_BATCHES = itertools.count()  # handles stay unique whatever prefixes sections choose
+
+
 def create_users(settings: Settings, prefix: str, n: int) -> list[User]:
-    """Insert ``n`` users with tokens in one transaction; handles are ``<prefix>_<i>``."""
+    """Insert ``n`` users with tokens in one transaction; handles are ``<prefix><k>_<i>``,
+    ``k`` counting the calls of this process (two sections once chose the same prefix)."""
+    prefix = f"{prefix}{next(_BATCHES)}"
     tokens = [new_token() for _ in range(n)]
     with pg_connect(settings) as conn, conn.cursor() as cur:
         rows = psycopg2.extras.execute_values(
