@@ -191,7 +191,10 @@ class PipelineSettings:
     read_concurrency: int = 16  # a writer's fan-out reads in flight at once
     # A big expansion (fan-out, purge, backfill, unbackfill) goes this many followers or
     # feed rows per step, between other events' work (no head-of-line blocking).
-    expansion_chunk: int = 500
+    # 100, not 500: a 499-follower push author posting every 10 s took ordinary freshness p99
+    # at 100 writes/s to 1.57x quiet in steps of 500, 1.00x in steps of 100 (same runs; a
+    # 20,000-follower fan-out takes ~1.4x longer in steps of 100).
+    expansion_chunk: int = 100
     commit_interval_s: float = 1.0
     # Bound on draining a partition's in-flight events on a revoke or a graceful stop; the
     # process's stop bound is derived from it (feedline.pipeline.main.stop_bounds).
@@ -464,7 +467,7 @@ def load() -> Settings:
             write_linger_s=_float("FEEDLINE_WRITE_LINGER_S", 0.0),
             write_concurrency=_int("FEEDLINE_WRITE_CONCURRENCY", 64),
             read_concurrency=_int("FEEDLINE_READ_CONCURRENCY", 16),
-            expansion_chunk=_int("FEEDLINE_EXPANSION_CHUNK", 500),
+            expansion_chunk=_int("FEEDLINE_EXPANSION_CHUNK", PipelineSettings.expansion_chunk),
             commit_interval_s=_float("FEEDLINE_COMMIT_INTERVAL_S", 1.0),
             drain_timeout_s=_float("FEEDLINE_DRAIN_TIMEOUT_S", 20.0),
             retry_backoff_max_s=_float("FEEDLINE_RETRY_BACKOFF_MAX_S", 30.0),
