@@ -333,6 +333,8 @@ def _mixed(ctx: Ctx, session, check, load: Workload, prober: Prober, tail: Kafka
     threshold = env.settings.pipeline.pull_threshold
     if threshold <= 0:
         return {"skipped": "FEEDLINE_PULL_THRESHOLD=0 (pull off)"}
+    if z.mixed_seconds <= 0:
+        return {"skipped": "mixed_seconds=0 (rate sweep only)"}
     # The pull author must be past the threshold whatever QUICK's size says.
     pull_n, push_n = max(z.mixed_pull_followers, threshold + 1), threshold - 1
     big = BigAuthors(env, session, check, pull_n, push_n)
