@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from bench import seed
+from bench import seed, stall_probe
 from bench.client import achieved_rate, open_loop
 from bench.context import Ctx
 from bench.env import PIPELINE_PORT, WEB_PORT, pipeline_metrics, wait_caught_up
@@ -55,8 +55,9 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     time.sleep(IDLE_S)
     idle1, idle_s = cpu(), time.monotonic() - t0
     m0, c0, t0 = pipeline_metrics(PIPELINE_PORT), cpu(), time.monotonic()
-    with ctx.sampler.phase("cpu load"):
-        sent = open_loop(WEB_PORT, load.op, z.cpu_rate, z.cpu_writes / z.cpu_rate, threads=32)
+    seconds = z.cpu_writes / z.cpu_rate
+    with ctx.sampler.phase("cpu load"), stall_probe.alongside(seconds) as unit:
+        sent = open_loop(WEB_PORT, load.op, z.cpu_rate, seconds, threads=32)
     wait_caught_up(PIPELINE_PORT, max_lag=0)
     m1, c1, elapsed = pipeline_metrics(PIPELINE_PORT), cpu(), time.monotonic() - t0
     ok = sum(1 for r in sent if r.ok)
@@ -81,9 +82,26 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
         "statements_per_event": round(statements / events, 3) if events else None,
         "reads_per_event": {s: round(n / events, 3) for s, n in reads.items()} if events else {},
         "kinds": _kinds(sent),
+        "cpu_unit": unit,
     }
     counts = (sum(rows.values()), statements, sum(reads.values()))
-    return _figures(gross, idle, ok, events, *counts), details
+    return [*_figures(gross, idle, ok, events, *counts), _unit_figure(unit)], details
+
+
+def _unit_figure(unit: dict) -> Figure:
+    """The stall probe's fixed unit of Python work during the load (bench/stall_probe.py).
+
+    Every process's CPU time stretches with the host (a busy sibling thread, frequency,
+    the VM taking the vCPU away): run to run, the columns above rise and fall together.
+    The unit's CPU time in the same minute says how stretched this run was, so two runs'
+    CPU figures compare best beside their probe medians.
+    """
+    return Figure(
+        "cpu.unit_p50",
+        "stall probe during the load: CPU ms of a fixed ~1 ms unit, p50 (p99 in the JSON)",
+        unit.get("p50_ms"),
+        "ms",
+    )
 
 
 def _pids(ctx: Ctx) -> dict[str, int]:
