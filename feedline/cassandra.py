@@ -1,17 +1,29 @@
 """Connect to Cassandra and apply mutations the way the read model needs.
 
 Mutations of one partition go together in an UNLOGGED batch (one round trip, applied
-atomically on that partition's replicas); different partitions run concurrently as
-separate async statements with a bounded window. A LOGGED batch across partitions would
-pay the batchlog for nothing: every mutation is idempotent and timestamped, so a retry
-simply converges.
+atomically on that partition's replicas). Small partitions owned by the same replicas
+share a batch too, a few at a time (``group_statements``), and the batches run
+concurrently with a bounded window. A LOGGED batch would pay the batchlog for nothing:
+every mutation is idempotent and timestamped, so a retry simply converges.
+
+Why batches of several partitions, when the usual advice is one partition per UNLOGGED
+batch: the advice is against batches whose partitions live on different nodes (the
+coordinator then forwards each mutation, and holds the whole batch, a hop the driver's
+token-aware routing would have saved). A batch whose partitions all have the same
+replicas has no such hop: token-aware routing sends it to one of those replicas, which
+applies its share and sends the rest to the same nodes it would have for single
+statements (this is the Spark Cassandra Connector's ``replica_set`` grouping). What it
+saves is the per-request cost, which at Feedline's rates is most of the cost: a request
+cost Cassandra and the driver about as much CPU as the rows in it (issue 17, BENCHMARKS.md).
+Across partitions a batch is not atomic, and nothing relies on it: the writer treats a
+failed batch as every one of its events failed, and retries rewrite the same cells.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any
 
 from cassandra import (
@@ -66,6 +78,11 @@ TRANSIENT = (
 PROBE = "SELECT release_version FROM system.local"  # answered by the coordinator alone
 
 MAX_BATCH = 30  # statements per UNLOGGED batch: stays under Cassandra's batch size warnings
+# Several partitions in one batch: Cassandra logs a warning per batch above 10 partitions
+# (unlogged_batch_across_partitions_warn_threshold) and above 5 KiB of data
+# (batch_size_warn_threshold; it rejects batches above 50 KiB): stay under both defaults.
+BATCH_PARTITIONS = 10
+BATCH_BYTES = 4096  # bound values (serialized) per batch of several partitions
 ROW_TYPES_MAX = 512  # distinct column lists remembered by named_rows (queries are fixed)
 
 
@@ -146,24 +163,91 @@ def answers(session: Session, timeout: float) -> bool:
 
 
 def group_statements(
-    mutations: Iterable[Mutation], bind: Callable[[Mutation], Statement]
+    mutations: Iterable[Mutation],
+    bind: Callable[[Mutation], Statement],
+    replicas: Callable[[Statement], Hashable | None] | None = None,
 ) -> list[Statement]:
-    """Turn mutations into one statement per partition (chunked UNLOGGED batches)."""
+    """Turn mutations into as few statements as their replicas allow (UNLOGGED batches).
+
+    A partition's mutations always go together (chunks of MAX_BATCH). With ``replicas``
+    (``replica_key``), small partitions owned by the same replicas share one batch too,
+    up to BATCH_PARTITIONS partitions and BATCH_BYTES of values: a post's rows in its six
+    followers' feeds are one request instead of six. Why that is safe and what it saves:
+    the module docstring.
+    """
     by_partition: dict[tuple[Any, ...], list[Mutation]] = defaultdict(list)
     for m in mutations:
         by_partition[m.partition].append(m)
     statements: list[Statement] = []
+    packs: dict[Hashable, _Pack] = {}
     for group in by_partition.values():
-        for i in range(0, len(group), MAX_BATCH):
-            chunk = group[i : i + MAX_BATCH]
-            if len(chunk) == 1:
-                statements.append(bind(chunk[0]))
-                continue
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            for m in chunk:
-                batch.add(bind(m))
-            statements.append(batch)
+        bound = [bind(m) for m in group]
+        key = replicas(bound[0]) if replicas is not None and len(bound) < MAX_BATCH else None
+        if key is None:
+            for i in range(0, len(bound), MAX_BATCH):
+                statements.append(_batch(bound[i : i + MAX_BATCH]))
+            continue
+        size = sum(len(v) for b in bound for v in b.values if v is not None)
+        pack = packs.get(key)
+        if pack is not None and not pack.fits(len(bound), size):
+            statements.append(_batch(pack.statements))
+            pack = None
+        if pack is None:
+            pack = packs[key] = _Pack()
+        pack.add(bound, size)
+    statements.extend(_batch(p.statements) for p in packs.values())
     return statements
+
+
+def replica_key(session: Session) -> Callable[[Statement], Hashable | None]:
+    """Return a function naming the replicas of a bound statement's partition.
+
+    None when the driver cannot tell (no routing key, no token map yet): such a partition
+    goes in a batch of its own, as every partition did before.
+    """
+    metadata = session.cluster.metadata
+
+    def key(statement: Statement) -> Hashable | None:
+        routing, keyspace = statement.routing_key, statement.keyspace or session.keyspace
+        if routing is None or keyspace is None:
+            return None
+        hosts = metadata.get_replicas(keyspace, routing)
+        return tuple(sorted(h.endpoint for h in hosts)) if hosts else None
+
+    return key
+
+
+class _Pack:
+    """The statements of partitions with one replica set, collected into one batch."""
+
+    __slots__ = ("bytes", "partitions", "statements")
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+        self.partitions = 0
+        self.bytes = 0
+
+    def fits(self, n: int, size: int) -> bool:
+        return (
+            self.partitions < BATCH_PARTITIONS
+            and len(self.statements) + n <= MAX_BATCH
+            and self.bytes + size <= BATCH_BYTES
+        )
+
+    def add(self, statements: list[Statement], size: int) -> None:
+        self.statements.extend(statements)
+        self.partitions += 1
+        self.bytes += size
+
+
+def _batch(statements: Sequence[Statement]) -> Statement:
+    """Return the one statement, or an UNLOGGED batch of several."""
+    if len(statements) == 1:
+        return statements[0]
+    batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+    for statement in statements:
+        batch.add(statement)
+    return batch
 
 
 def execute_all(session: Session, statements: Sequence[Statement], concurrency: int) -> None:

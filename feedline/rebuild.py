@@ -211,7 +211,7 @@ def _mutation(name: str, row: Row, ts: int) -> Any:
 
 def _apply(model: Partitions, prepared: PreparedStatements, mutations: list, window: int) -> None:
     if mutations:
-        statements = cql.group_statements(mutations, prepared.bind)
+        statements = cql.group_statements(mutations, prepared.bind, cql.replica_key(model.session))
         cql.execute_all(model.session, statements, window)
 
 

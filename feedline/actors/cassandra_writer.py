@@ -126,6 +126,7 @@ class CassandraWriter(SupervisedActor):
         self._session: Any = None
         self._statements: PreparedStatements | None = None
         self._expander: Expander | None = None
+        self._replicas: Callable[[Any], Any] | None = None  # cassandra.replica_key
         self._batch: list[Work] = []
         self._failing: dict[EventId, _Failing] = {}
         self._running: dict[EventId, _Running] = {}
@@ -178,6 +179,7 @@ class CassandraWriter(SupervisedActor):
             cluster.shutdown()
             raise
         self._cluster, self._statements, self._expander = cluster, statements, expander
+        self._replicas = cassandra.replica_key(session)
         self._session = session
 
     def on_stop(self) -> None:
@@ -467,7 +469,7 @@ class CassandraWriter(SupervisedActor):
         assert self._statements is not None
         for i in range(0, len(mutations), APPLY_CHUNK):
             chunk = mutations[i : i + APPLY_CHUNK]
-            statements = cassandra.group_statements(chunk, self._statements.bind)
+            statements = cassandra.group_statements(chunk, self._statements.bind, self._replicas)
             cassandra.execute_all(self._session, statements, self._pipeline.write_concurrency)
             self._count_written(chunk, len(statements))
 

@@ -238,6 +238,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
 
     monkeypatch.setattr(cassandra_writer.cassandra, "connect", connect)
     monkeypatch.setattr(cassandra_writer.cassandra, "execute_all", execute_all)
+    monkeypatch.setattr(cassandra_writer.cassandra, "replica_key", lambda _session: None)
     monkeypatch.setattr(cassandra_writer, "Expander", lambda *_a, **_k: FakeExpander(script))
     invalidators, metrics = Recorder(), PipelineMetrics()
 

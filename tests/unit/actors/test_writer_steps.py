@@ -142,9 +142,10 @@ def log(monkeypatch: pytest.MonkeyPatch) -> Iterator[Log]:
 
     monkeypatch.setattr(cassandra_writer.cassandra, "connect", connect)
     monkeypatch.setattr(cassandra_writer.cassandra, "execute_all", execute_all)
-    monkeypatch.setattr(  # one write per mutation: which partition batch holds it is moot here
-        cassandra_writer.cassandra, "group_statements", lambda ms, bind: [bind(m) for m in ms]
+    monkeypatch.setattr(  # one write per mutation: which batch holds it is moot here
+        cassandra_writer.cassandra, "group_statements", lambda ms, bind, _r: [bind(m) for m in ms]
     )
+    monkeypatch.setattr(cassandra_writer.cassandra, "replica_key", lambda _session: None)
     monkeypatch.setattr(fanout, "execute_concurrent", execute_concurrent)
     yield log
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
