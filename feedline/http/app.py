@@ -11,6 +11,7 @@ reachable through the API port whatever the path looks like.
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.request
 
 import falcon
@@ -107,11 +108,22 @@ class PortDispatch:
         return app(environ, start_response)
 
 
+def web_database(settings: Settings) -> Database:
+    """Build a worker's PostgreSQL pool, keeping at least one connection per thread open.
+
+    psycopg2's pool closes a returned connection beyond ``pool_min``: under gthread with
+    ``pool_min`` below the threads, every request that overlapped another would open a new
+    connection (a backend fork and a SCRAM exchange) instead of reusing one.
+    """
+    pg = settings.postgres
+    return Database(dataclasses.replace(pg, pool_min=max(pg.pool_min, settings.web.threads)))
+
+
 def get_app() -> PortDispatch:
     """Build both apps from the environment's settings (the gunicorn entry point)."""
     settings = load()
     settings.require_production_ready()
-    db = Database(settings.postgres)
+    db = web_database(settings)
     reads = read_model(settings, db)
     checks = [
         Check("cassandra", reads.store.ping),
