@@ -678,9 +678,17 @@ class PreparedStatements:
 
     def __init__(self, session: Any):
         self._prepared = {name: session.prepare(s.cql) for name, s in st.STATEMENTS.items()}
+        # Per statement, what binding a mutation needs, looked up once per mutation.
+        self._writes = {
+            name: (self._prepared[name], s) for name, s in st.STATEMENTS.items() if s.is_write
+        }
 
     def bind(self, mutation: Mutation) -> Any:
-        return self._prepared[mutation.statement].bind(st.bind_values(mutation))
+        write = self._writes.get(mutation.statement)
+        if write is None:  # not a write: st.get names what is wrong
+            return self._prepared[mutation.statement].bind(st.bind_values(mutation))
+        prepared, statement = write
+        return prepared.bind(statement.bind_values(mutation.params, mutation.timestamp))
 
     def query(self, name: str, *params: Any) -> Any:
         return self._prepared[name].bind(st.get(name).bind_values(params))
@@ -719,6 +727,7 @@ class Expander:
         ``feedline_cassandra_reads_total``): each read sent counts once."""
         self._session = session
         self._reads = reads
+        self._read_counters: dict[str, Any] = {}  # children of ``reads``, by statement
         self._prepared = prepared
         self._trims = trims or FeedTrims.from_settings(pipeline)
         self._window_ms = pipeline.backfill_window_s * 1000
@@ -748,11 +757,18 @@ class Expander:
         except StopIteration as done:
             return done.value
 
+    def _count_reads(self, statement: str, n: int) -> None:
+        """Count ``n`` reads of ``statement``; the counter's child is looked up once."""
+        child = self._read_counters.get(statement)
+        if child is None:
+            child = self._read_counters[statement] = self._reads.labels(statement)
+        child.inc(n)
+
     def _read(self, reads: list[Read]) -> list[Rows]:
         """Run one round of reads (concurrently, in bounded chunks); all pages of each."""
         if self._reads is not None:
             for name, n in Counter(r.statement for r in reads).items():
-                self._reads.labels(name).inc(n)
+                self._count_reads(name, n)
         if len(reads) == 1:
             r = reads[0]
             return [list(self._session.execute(self._prepared.query(r.statement, *r.params)))]

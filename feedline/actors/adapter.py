@@ -39,6 +39,7 @@ class Adapter(SupervisedActor):
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._processed = 0
+        self._events_by_topic: dict[str, Any] = {}  # prometheus children, one per topic
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AdaptBatch):
@@ -50,12 +51,20 @@ class Adapter(SupervisedActor):
     def health(self) -> dict[str, Any]:
         return {"messages_processed": self._processed, "in_flight": self.actor_inbox.qsize()}
 
+    def _count(self, topic: str) -> None:
+        """Count an event of ``topic``: the child is looked up once per topic, not per
+        event (``labels()`` takes a lock and builds its key on every call)."""
+        child = self._events_by_topic.get(topic)
+        if child is None:
+            child = self._events_by_topic[topic] = self._metrics.events.labels(topic)
+        child.inc()
+
     def _adapt(self, batch: AdaptBatch) -> None:
         work: list[Work] = []
         skipped: list[int] = []
         for record in batch.records:
             self._processed += 1
-            self._metrics.events.labels(record.topic).inc()
+            self._count(record.topic)
             try:
                 event = decode(record.topic, record.key, record.value)
                 if event is None:  # heartbeats and tombstones carry no work

@@ -76,6 +76,7 @@ PARKED_SHOWN = 20  # parked events named in health (all of them are counted)
 T = TypeVar("T")
 R = TypeVar("R")
 EventId = tuple[str, int, int]  # topic, partition, offset
+_TABLE_OF = {name: s.table for name, s in st.STATEMENTS.items()}  # statement -> table
 Step = Callable[[], Any]  # expands one step of an expansion: a fanout.Expanded
 
 
@@ -138,9 +139,13 @@ class CassandraWriter(SupervisedActor):
         self._wake_at = 0.0
         self._timer: threading.Timer | None = None
         self._cluster_answered = False  # within the current write pass
+        # Metric children looked up once (``labels()`` per flush took a lock and a key).
+        self._rows_by_table: dict[str, Any] = {}  # rows_written's, by table
+        self._parked_gauge = metrics.parked.labels(self._name)
+        self._cassandra_up = metrics.dependency_up.labels("cassandra")
 
     def on_start(self) -> None:
-        self._metrics.parked.labels(self._name).set(0)
+        self._parked_gauge.set(0)
         # Expansions read before they write (followers, a followee's shards, re-checks);
         # the driver's reads are blocking, so a flush runs them side by side on this pool
         # instead of one round trip after another (which capped the writer's event rate).
@@ -210,7 +215,7 @@ class CassandraWriter(SupervisedActor):
         if self._timer is not None:
             self._timer.cancel()
         # Events still failing stay unacknowledged: their partition owners re-send them.
-        self._metrics.parked.labels(self._name).set(0)
+        self._parked_gauge.set(0)
         if self._reads is not None:
             self._reads.shutdown(wait=False, cancel_futures=True)
         if self._cluster is not None:
@@ -474,9 +479,17 @@ class CassandraWriter(SupervisedActor):
             self._count_written(chunk, len(statements))
 
     def _count_written(self, mutations: list[Mutation], statements: int) -> None:
-        """Count what one applied chunk wrote (a retried chunk counts again: sent twice)."""
-        for table, n in collections.Counter(st.get(m.statement).table for m in mutations).items():
-            self._metrics.rows_written.labels(table).inc(n)
+        """Count what one applied chunk wrote (a retried chunk counts again: sent twice).
+
+        The table of each statement and the counter child of each table are looked up
+        once, not per mutation (``labels()`` takes a lock and builds its key per call).
+        """
+        by_table = collections.Counter(_TABLE_OF[m.statement] for m in mutations)
+        for table, n in by_table.items():
+            child = self._rows_by_table.get(table)
+            if child is None:
+                child = self._rows_by_table[table] = self._metrics.rows_written.labels(table)
+            child.inc(n)
         self._metrics.statements_sent.inc(statements)
 
     def _hand_on(self, done: list[Work], keys: set[str]) -> None:
@@ -531,7 +544,7 @@ class CassandraWriter(SupervisedActor):
     def _wake_for_retries(self) -> None:
         """Publish the parked count; make sure a Flush comes when the next retry is due."""
         parked = sum(1 for f in self._failing.values() if f.parked)
-        self._metrics.parked.labels(self._name).set(parked)
+        self._parked_gauge.set(parked)
         waiting = [f.due for key, f in self._failing.items() if key not in self._running]
         if not waiting:
             return
@@ -560,14 +573,14 @@ class CassandraWriter(SupervisedActor):
                 if self._last_error is not None:
                     logger.warning("cassandra is back")
                 self._last_error = None
-                self._metrics.dependency_up.labels("cassandra").set(1)
+                self._cassandra_up.set(1)
                 return result
             except Exception as exc:
                 if not cassandra.is_transient(exc):
                     raise
                 cause = exc.__cause__ if isinstance(exc, DependencyUnavailable) else exc
                 self._last_error = f"{what}: {type(cause or exc).__name__}"
-                self._metrics.dependency_up.labels("cassandra").set(0)
+                self._cassandra_up.set(0)
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since > RESTART_AFTER_S:
                     raise DependencyUnavailable("cassandra", self._last_error) from exc
