@@ -13,8 +13,10 @@ token-aware routing would have saved). A batch whose partitions all have the sam
 replicas has no such hop: token-aware routing sends it to one of those replicas, which
 applies its share and sends the rest to the same nodes it would have for single
 statements (this is the Spark Cassandra Connector's ``replica_set`` grouping). What it
-saves is the per-request cost, which at Feedline's rates is most of the cost: a request
-cost Cassandra and the driver about as much CPU as the rows in it (issue 17, BENCHMARKS.md).
+saves is the per-request cost, which at Feedline's rates is most of the cost: packing took
+the mixed load from 2.56 to 0.40 statements per event with the same rows, and Cassandra's
+CPU per 1,000 writes from 5.10 to 3.88 s, the pipeline's from 4.31 to 3.24 s (bench cpu,
+3 alternating runs each; issue 17).
 Across partitions a batch is not atomic, and nothing relies on it: the writer treats a
 failed batch as every one of its events failed, and retries rewrite the same cells.
 """
