@@ -9,8 +9,9 @@ likes_by_shard, a comment in comments_by_shard, a follow in following_by_user an
 unfollow gone from it. The baseline is capture alone: the same writes' 2xx -> change
 event on Kafka (Debezium), so the rest is the pipeline. A rate passes when the load was
 actually sent at >= 90% of the target, nothing timed out and p99 < 1 s; the goal rates
-(100 and 200/s) run ``repeats`` times and the run with the median p99 is reported, every
-run's p99 beside it in the JSON.
+(100, 200 and 300/s) run ``repeats`` times and the run with the median p99 is reported, every
+run's p99 beside it in the JSON, with the stall probe's CPU-time tail measured alongside each
+run (bench/stall_probe.py: how much the host stretched CPU time meanwhile).
 
 Then the same load at 100 writes/s (issue 16's figure) runs in alternating phases, quiet
 and loaded, ``repeats`` times each (the machine is noisy: medians are reported). Loaded
@@ -48,7 +49,9 @@ from feedline.strategies.decode import KEYS, parse_timestamptz
 
 MIX = (("shard", 30), ("like", 30), ("comment", 20), ("follow", 10), ("unfollow", 10))
 SAMPLES_PER_S = 40
-GOAL_RATES = (100, 200)  # run ``repeats`` times each; the run with the median p99 is reported
+# Run ``repeats`` times each; the run with the median p99 is reported. 200/s: the first
+# wave's goal; 300/s: issue 17's (p99 <= 1 s, median of three, the stall probe beside it).
+GOAL_RATES = (100, 200, 300)
 UNFOLLOW_AFTER_S = 5.0
 MIXED_RATE = 100  # writes/s of the quiet vs loaded phases (issue 16)
 MIXED_GOAL = 1.5  # loaded p99 at most this many times the quiet p99
@@ -89,10 +92,13 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
             runs = []
             for _ in range(z.repeats if rate in GOAL_RATES else 1):
                 wait_caught_up(PIPELINE_PORT)
-                with ctx.sampler.phase("freshness load"):
+                with (
+                    ctx.sampler.phase("freshness load"),
+                    stall_probe.alongside(z.fresh_seconds) as unit,
+                ):
                     sent = open_loop(WEB_PORT, load.op, rate, z.fresh_seconds, threads=32)
                     prober.drain()
-                runs.append(_summary(rate, sent, prober.take(), tail))
+                runs.append({**_summary(rate, sent, prober.take(), tail), "cpu_unit": unit})
             steps[rate] = _median_run(runs)
         mixed = _mixed(ctx, session, statements["shard"], load, prober, tail)
     finally:
@@ -470,7 +476,7 @@ def _summary(rate: int, sent: list, probes: list[Probe], tail: KafkaTail) -> dic
 
 
 def _figures(rates: tuple[int, ...], steps: dict[int, dict]) -> list[Figure]:
-    shown = [r for r in rates if r in (100, 200, 500)] or list(rates)
+    shown = [r for r in rates if r in (100, 200, 300, 500)] or list(rates)
     figures = []
     for rate in shown:
         s = steps.get(rate)
@@ -484,10 +490,21 @@ def _figures(rates: tuple[int, ...], steps: dict[int, dict]) -> list[Figure]:
                 s and s[f"capture_{q}"],
                 "capture: 2xx -> on Kafka",
             )
-            if q == "p99" and rate == 200:
-                fig.goal = "< 1 s"
+            if q == "p99" and rate in (200, 300):
+                fig.goal = "< 1 s" if rate == 200 else "≤ 1 s (median of 3)"
                 fig.met = bool(s and s["passed"])
             figures.append(fig)
+        if s and rate in GOAL_RATES and s.get("cpu_unit"):
+            figures.append(
+                Figure(
+                    f"freshness.{rate}.cpu_unit_p99",
+                    f"stall probe during that {rate} writes/s run: CPU ms of a ~1 ms unit, p99",
+                    s["cpu_unit"].get("p99_ms"),
+                    "ms",
+                    s["cpu_unit"].get("p50_ms"),
+                    "its p50",
+                )
+            )
     passing = [r for r, s in steps.items() if s["passed"]]
     figures.append(
         Figure(

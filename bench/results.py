@@ -39,7 +39,9 @@ METHOD = """\
   writes/s are sampled and polled every 40 ms until visible in Cassandra (a shard in a
   follower's feed_by_user, a like/comment/follow row, an unfollow gone). Baseline: the
   same writes' 2xx -> change event on Kafka (Debezium's share). A rate passes when it was
-  sent at >= 90% of target, nothing timed out (10 s) and p99 < 1 s.
+  sent at >= 90% of target, nothing timed out (10 s) and p99 < 1 s; 100, 200 and 300/s
+  (issue 17's goal rate) run three times and the median-p99 run is shown, with the stall
+  probe measured alongside it.
 - **freshness, quiet vs loaded** (issue 16): the same load and probe at 100 writes/s in
   alternating phases (quiet, loaded, `repeats` times each, 38 s; medians over phases).
   Loaded adds a pull author with 100,000 followers and a push author just under the
@@ -128,6 +130,10 @@ METHOD = """\
   that the expansions and their re-validations send (`feedline_cassandra_reads_total`,
   by statement in the JSON). Each read costs Cassandra about as much CPU as a written
   partition here (~0.6-1 ms on this box, measured apart), so reads count like writes.
+  Beside them, the stall probe's unit (bench/stall_probe.py) timed during the load: every
+  process's CPU time stretches with the host, so the columns rise and fall together from
+  run to run (13.0-14.9 s total for the same code within an hour); compare runs next to
+  their probe medians, and steps by alternating runs of both.
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """
