@@ -185,7 +185,9 @@ class PipelineSettings:
     batch_max_size: int = 200
     # How long a writer with a small batch and nothing else queued waits for more events
     # before it flushes: bigger flushes, fewer Cassandra round trips per event, at that
-    # much freshness (0: flush at once).
+    # much freshness (0: flush at once). Off: with replica-set batches, 10 ms made no
+    # measurable difference (bench cpu at 100 writes/s, 3 alternating runs: 11.57 s per
+    # 1,000 writes at 0, 11.68 s at 10 ms).
     write_linger_s: float = 0.0
     write_concurrency: int = 64
     read_concurrency: int = 16  # a writer's fan-out reads in flight at once
