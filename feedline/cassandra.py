@@ -214,7 +214,7 @@ def replica_key(session: Session) -> Callable[[Statement], Hashable | None]:
         if routing is None or keyspace is None:
             return None
         hosts = metadata.get_replicas(keyspace, routing)
-        return tuple(sorted(h.endpoint for h in hosts)) if hosts else None
+        return frozenset(h.endpoint for h in hosts) if hosts else None
 
     return key
 
