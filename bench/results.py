@@ -133,7 +133,9 @@ METHOD = """\
   Beside them, the stall probe's unit (bench/stall_probe.py) timed during the load: every
   process's CPU time stretches with the host, so the columns rise and fall together from
   run to run (13.0-14.9 s total for the same code within an hour); compare runs next to
-  their probe medians, and steps by alternating runs of both.
+  their probe medians, and steps by alternating runs of both. Measure warm JVMs: for
+  minutes after a restart their JIT compilers add seconds (a cpu run 3 minutes after one
+  had Cassandra at 7.4 s instead of ~4, Connect at 3.3 instead of ~0.7).
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """
