@@ -723,11 +723,11 @@ class Expander:
         trims: FeedTrims | None = None,
         reads: Any = None,
     ):
-        """``reads``, if given, is a counter labelled by statement (the pipeline's
-        ``feedline_cassandra_reads_total``): each read sent counts once."""
+        """``reads``, if given, holds a counter's children by statement name (the
+        pipeline's ``reads_by_statement``, of ``feedline_cassandra_reads_total``): each
+        read sent counts once."""
         self._session = session
         self._reads = reads
-        self._read_counters: dict[str, Any] = {}  # children of ``reads``, by statement
         self._prepared = prepared
         self._trims = trims or FeedTrims.from_settings(pipeline)
         self._window_ms = pipeline.backfill_window_s * 1000
@@ -757,18 +757,11 @@ class Expander:
         except StopIteration as done:
             return done.value
 
-    def _count_reads(self, statement: str, n: int) -> None:
-        """Count ``n`` reads of ``statement``; the counter's child is looked up once."""
-        child = self._read_counters.get(statement)
-        if child is None:
-            child = self._read_counters[statement] = self._reads.labels(statement)
-        child.inc(n)
-
     def _read(self, reads: list[Read]) -> list[Rows]:
         """Run one round of reads (concurrently, in bounded chunks); all pages of each."""
         if self._reads is not None:
             for name, n in Counter(r.statement for r in reads).items():
-                self._count_reads(name, n)
+                self._reads[name].inc(n)
         if len(reads) == 1:
             r = reads[0]
             return [list(self._session.execute(self._prepared.query(r.statement, *r.params)))]

@@ -39,7 +39,6 @@ class Adapter(SupervisedActor):
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._processed = 0
-        self._events_by_topic: dict[str, Any] = {}  # prometheus children, one per topic
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, AdaptBatch):
@@ -51,20 +50,12 @@ class Adapter(SupervisedActor):
     def health(self) -> dict[str, Any]:
         return {"messages_processed": self._processed, "in_flight": self.actor_inbox.qsize()}
 
-    def _count(self, topic: str) -> None:
-        """Count an event of ``topic``: the child is looked up once per topic, not per
-        event (``labels()`` takes a lock and builds its key on every call)."""
-        child = self._events_by_topic.get(topic)
-        if child is None:
-            child = self._events_by_topic[topic] = self._metrics.events.labels(topic)
-        child.inc()
-
     def _adapt(self, batch: AdaptBatch) -> None:
         work: list[Work] = []
         skipped: list[int] = []
         for record in batch.records:
             self._processed += 1
-            self._count(record.topic)
+            self._metrics.events_by_topic[record.topic].inc()
             try:
                 event = decode(record.topic, record.key, record.value)
                 if event is None:  # heartbeats and tombstones carry no work

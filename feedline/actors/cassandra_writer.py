@@ -140,7 +140,6 @@ class CassandraWriter(SupervisedActor):
         self._timer: threading.Timer | None = None
         self._cluster_answered = False  # within the current write pass
         # Metric children looked up once (``labels()`` per flush took a lock and a key).
-        self._rows_by_table: dict[str, Any] = {}  # rows_written's, by table
         self._parked_gauge = metrics.parked.labels(self._name)
         self._cassandra_up = metrics.dependency_up.labels("cassandra")
 
@@ -178,7 +177,7 @@ class CassandraWriter(SupervisedActor):
                 statements,
                 self._pipeline,
                 self._feed_trims,
-                reads=self._metrics.cassandra_reads,
+                reads=self._metrics.reads_by_statement,
             )
         except BaseException:
             cluster.shutdown()
@@ -479,17 +478,11 @@ class CassandraWriter(SupervisedActor):
             self._count_written(chunk, len(statements))
 
     def _count_written(self, mutations: list[Mutation], statements: int) -> None:
-        """Count what one applied chunk wrote (a retried chunk counts again: sent twice).
-
-        The table of each statement and the counter child of each table are looked up
-        once, not per mutation (``labels()`` takes a lock and builds its key per call).
-        """
+        """Count what one applied chunk wrote (a retried chunk counts again: sent twice);
+        each statement's table is looked up once, not per mutation (``_TABLE_OF``)."""
         by_table = collections.Counter(_TABLE_OF[m.statement] for m in mutations)
         for table, n in by_table.items():
-            child = self._rows_by_table.get(table)
-            if child is None:
-                child = self._rows_by_table[table] = self._metrics.rows_written.labels(table)
-            child.inc(n)
+            self._metrics.rows_by_table[table].inc(n)
         self._metrics.statements_sent.inc(statements)
 
     def _hand_on(self, done: list[Work], keys: set[str]) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from feedline.labelled import Children
+
 
 class PipelineMetrics:
     """Counters, gauges and histograms that /metrics on the pipeline port exposes."""
@@ -18,6 +20,7 @@ class PipelineMetrics:
         self.events = Counter(
             "feedline_events_total", "Change events received, by topic", ["topic"], registry=r
         )
+        self.events_by_topic = Children(self.events)
         self.events_done = Counter(
             "feedline_events_done_total", "Change events fully processed", registry=r
         )
@@ -89,6 +92,7 @@ class PipelineMetrics:
             ["table"],
             registry=r,
         )
+        self.rows_by_table = Children(self.rows_written)
         self.statements_sent = Counter(
             "feedline_cassandra_statements",
             "Statements (batches count once) sent to Cassandra",
@@ -102,6 +106,7 @@ class PipelineMetrics:
             ["statement"],
             registry=r,
         )
+        self.reads_by_statement = Children(self.cassandra_reads)
         self.dependency_up = Gauge(
             "feedline_dependency_up",
             "1 if the dependency answered lately",

@@ -34,6 +34,7 @@ from prometheus_client import Counter
 from feedline import cache_keys
 from feedline.db import Database
 from feedline.errors import BadCursor, NotFound
+from feedline.labelled import Children
 from feedline.readmodel.cache import Cache
 from feedline.readmodel.cursor import CursorCodec
 from feedline.readmodel.formats import (
@@ -423,13 +424,10 @@ class ReadModel:
 
 def _counter(kind: str, result: str) -> Any:
     """Return the labelled LOOKUPS child, made once (``labels`` is costly on a hot path)."""
-    child = _COUNTERS.get((kind, result))
-    if child is None:
-        child = _COUNTERS[(kind, result)] = LOOKUPS.labels(kind, result)
-    return child
+    return _COUNTERS[(kind, result)]
 
 
-_COUNTERS: dict[tuple[str, str], Any] = {}
+_COUNTERS = Children(LOOKUPS)
 
 
 def _payload(entry: bytes) -> bytes | None:

@@ -36,6 +36,9 @@ class FakeMetrics:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self
 
+    def __getitem__(self, _key: Any) -> Any:  # a labelled metric's children
+        return self
+
 
 def writer() -> CassandraWriter:
     w = CassandraWriter(CassandraSettings(), PipelineSettings(), None, FakeMetrics())

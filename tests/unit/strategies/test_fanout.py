@@ -213,7 +213,7 @@ def test_expander_runs_programs_and_its_recheck_afresh_each_call(lsn):
     trims = fanout.FeedTrims(cap=800, slack=0.1)  # no feed here comes near the cap
     metrics = PipelineMetrics()
     prepared = fanout.PreparedStatements(session)
-    expander = fanout.Expander(session, prepared, settings, trims, reads=metrics.cassandra_reads)
+    expander = fanout.Expander(session, prepared, settings, trims, reads=metrics.reads_by_statement)
     out = expander.expand(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=900))
     assert {m.timestamp for m in out.mutations} == {lsn or 900}
     unfollow = expander.expand(Unbackfill(follower_id=2, followee_id=1, lsn=950))
