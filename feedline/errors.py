@@ -45,6 +45,10 @@ class NotFound(FeedlineError):
         super().__init__(f"no {kind} {id_}")
 
 
+class BadNotice(FeedlineError):
+    """A message on the feed-notice channel that is not a notice (listeners skip it)."""
+
+
 class AdaptError(FeedlineError):
     """A change event cannot be turned into mutations (malformed or unknown): a poison event."""
 

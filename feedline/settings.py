@@ -178,6 +178,25 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """The live feed stream (feedline.stream): its own async process, the Procfile's ``stream:``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8003
+    # A comment line this often on an idle stream: proxies and clients see it is alive.
+    heartbeat_s: float = 15.0
+    # Items a stream keeps in step (the client's live view: GET /v1/feed?limit=N's page).
+    default_limit: int = 20
+    max_limit: int = 100
+    # A client that has not taken an event's bytes within this long is disconnected (it
+    # resumes by Last-Event-ID); the socket buffer is all a slow client ever holds.
+    send_timeout_s: float = 10.0
+    max_connections: int = 20_000
+    # Threads for the read model's blocking reads (Cassandra, Redis) behind the event loop.
+    read_threads: int = 8
+
+
+@dataclass(frozen=True)
 class PipelineSettings:
     health_host: str = "127.0.0.1"
     health_port: int = 8001
@@ -322,6 +341,7 @@ class Settings:
     web: WebSettings
     pipeline: PipelineSettings
     reads: ReadSettings = field(default_factory=ReadSettings)
+    stream: StreamSettings = field(default_factory=StreamSettings)
     accounts: AccountSettings = field(default_factory=AccountSettings)
     rate: RateLimitSettings = field(default_factory=RateLimitSettings)
     env: str = "development"
@@ -497,6 +517,14 @@ def load() -> Settings:
             near_cache_max_age_s=_float("FEEDLINE_NEAR_CACHE_MAX_AGE_S", 10.0),
             token_cache_ttl_s=_float("FEEDLINE_TOKEN_CACHE_TTL_S", 60.0),
             token_revoked_within_s=_float("FEEDLINE_TOKEN_REVOKED_WITHIN_S", 1.0),
+        ),
+        stream=StreamSettings(
+            host=_env("FEEDLINE_STREAM_HOST", "127.0.0.1"),
+            port=_int("FEEDLINE_STREAM_PORT", 8003),
+            heartbeat_s=_float("FEEDLINE_STREAM_HEARTBEAT_S", 15.0),
+            send_timeout_s=_float("FEEDLINE_STREAM_SEND_TIMEOUT_S", 10.0),
+            max_connections=_int("FEEDLINE_STREAM_MAX_CONNECTIONS", 20_000),
+            read_threads=_int("FEEDLINE_STREAM_READ_THREADS", 8),
         ),
         accounts=AccountSettings(
             token_ttl_s=_int("FEEDLINE_TOKEN_TTL_S", 30 * 24 * 3600),

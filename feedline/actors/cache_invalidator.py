@@ -1,8 +1,11 @@
-"""Drop the Redis entries a change made stale, then acknowledge the change's events.
+"""Drop the Redis entries a change made stale, tell live streams, then acknowledge the events.
+
+The feed notices of a flush's finished events (``feedline.notices``) go out in the same
+round trip as its deletes, after them: a stream that re-reads on a notice sees the change.
 
 Redis is a cache: being down must neither lose events nor stall the pipeline. A failed
-delete is retried a few times; after that its keys are remembered as pending and the
-events are acknowledged anyway. Pending keys are retried about once a second on a timer
+delete is retried a few times; after that its keys (and notices) are remembered as pending
+and the events are acknowledged anyway. Pending keys are retried about once a second on a timer
 (not only when the next batch comes, which on a quiet partition may be never) and with
 every batch, and deleted as soon as Redis answers again. They live only in this actor's
 memory: if the process dies first, the entries they name stay stale until their TTL
@@ -19,6 +22,7 @@ from typing import Any
 
 import redis
 
+from feedline import notices
 from feedline.actors.messages import Done, InjectFailure, InvalidateBatch, Tick
 from feedline.actors.router import tell_quietly
 from feedline.supervisors import ChildLink, SupervisedActor
@@ -47,6 +51,7 @@ class CacheInvalidator(SupervisedActor):
         self._backoff_s = backoff_s
         self._client: redis.Redis | None = None
         self._pending: set[str] = set()
+        self._pending_notices: list[notices.Notice] = []
         self._processed = 0
         self._redis_up = True
         self._next_probe = 0.0
@@ -86,16 +91,22 @@ class CacheInvalidator(SupervisedActor):
             "in_flight": self.actor_inbox.qsize(),
             "redis_up": self._redis_up,
             "pending_invalidations": len(self._pending),
+            "pending_notices": len(self._pending_notices),
         }
 
     def _invalidate(self, batch: InvalidateBatch) -> None:
         keys = set(batch.keys)
         if self._pending:
             keys |= self._pending
-        if keys and self._delete(keys):
+        told = [n for w in batch.items for n in w.plan.notices]
+        if self._pending_notices:
+            told = self._pending_notices + told
+        if (keys or told) and self._delete(keys, told):
             self._pending.clear()
-        elif keys:
+            self._pending_notices = []
+        elif keys or told:
             self._pending |= keys
+            self._pending_notices = list(dict.fromkeys(told))  # as bounded as the users
             self._metrics.redis_failures.inc(len(batch.keys))
             self._schedule_retry()
         self._ack(batch)
@@ -104,10 +115,13 @@ class CacheInvalidator(SupervisedActor):
         """Try the deferred keys again (the timer's Tick); re-arm while Redis is away."""
         self._timer = None
         self._next_probe = 0.0  # this timer is the probe: try Redis now
-        if self._pending and self._delete(set(self._pending)):
+        if not (self._pending or self._pending_notices):
+            return
+        if self._delete(set(self._pending), self._pending_notices):
             logger.info("redis is back: deleted %d deferred keys", len(self._pending))
             self._pending.clear()
-        elif self._pending:
+            self._pending_notices = []
+        else:
             self._schedule_retry()
 
     def _schedule_retry(self) -> None:
@@ -126,15 +140,24 @@ class CacheInvalidator(SupervisedActor):
             self._timer.cancel()
             self._timer = None
 
-    def _delete(self, keys: set[str]) -> bool:
-        """Delete keys with bounded retries; while Redis is down, probe once a second."""
+    def _delete(self, keys: set[str], told: list[notices.Notice]) -> bool:
+        """Delete keys, then publish notices (one round trip), with bounded retries; while
+        Redis is down, probe once a second. A retry after a failure mid-way repeats both:
+        an UNLINK and a notice are idempotent."""
         assert self._client is not None
         if not self._redis_up and time.monotonic() < self._next_probe:
             return False
         retries = self._retries if self._redis_up else 1
         for attempt in range(retries):
             try:
-                self._client.unlink(*keys)
+                if not told:
+                    self._client.unlink(*keys)
+                else:
+                    pipe = self._client.pipeline(transaction=False)
+                    if keys:
+                        pipe.unlink(*keys)
+                    pipe.publish(notices.CHANNEL, notices.encode(told))
+                    pipe.execute()
                 self._set_up(True)
                 return True
             except redis.RedisError as exc:

@@ -30,25 +30,8 @@ from feedline.http.routes import OPS_ROUTES, ROUTES
 from feedline.http.security_headers import SecurityHeaders
 from feedline.http.token_cache import TokenCache
 from feedline.http.validation import IdConverter
-from feedline.readmodel.cache import Cache
-from feedline.readmodel.model import ReadModel
-from feedline.readmodel.store import ReadStore
+from feedline.readmodel.model import read_model
 from feedline.settings import Settings, load
-
-
-def read_model(settings: Settings, db: Database) -> ReadModel:
-    """Build the read side (Redis cache in front of the Cassandra read model), unconnected."""
-    reads = settings.reads
-    pipeline = settings.pipeline
-    # Pull authors' shards are merged into feeds at read time, in the follow's window.
-    pull_window_ms = pipeline.backfill_window_s * 1000 if pipeline.pull_threshold > 0 else None
-    return ReadModel(
-        Cache(settings.redis.url, reads),
-        ReadStore(settings.cassandra, reads),
-        db,
-        reads,
-        pull_window_ms,
-    )
 
 
 def create_app(deps: Deps) -> falcon.App:

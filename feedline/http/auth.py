@@ -149,7 +149,7 @@ class AuthMiddleware:
         # after this read began can go unnoticed (see feedline.http.token_cache).
         since = time.monotonic()
         generation = self._tokens.generation() if self._tokens is not None else None
-        found = self._db.read(lambda cur: _user_for(cur, token))  # one round trip
+        found = self._db.read(lambda cur: user_for_token(cur, token))  # one round trip
         if found is None:
             if self._limiter is not None:
                 self._limiter.failed_token_lookup(req, digest)  # 429 once over the limit
@@ -160,7 +160,7 @@ class AuthMiddleware:
         return user_id
 
 
-def _user_for(cur: Cursor, token: str) -> tuple[int, float] | None:
+def user_for_token(cur: Cursor, token: str) -> tuple[int, float] | None:
     """Return the user of a token that exists and has not expired, and its seconds left."""
     cur.execute(
         "SELECT user_id, extract(epoch FROM expires_at - now()) FROM user_tokens"

@@ -23,6 +23,7 @@ from feedline.http import (
     likes,
     sessions,
     shards,
+    stream_tickets,
     users,
 )
 from feedline.http.actors import PipelineActors
@@ -59,6 +60,7 @@ ROUTES: Routes = (
     ("/v1/users/{user_id:id}/followers", follows.Followers),
     ("/v1/users/{user_id:id}/following", follows.FollowingList),
     ("/v1/feed", feed.Feed),
+    ("/v1/stream-tickets", stream_tickets.StreamTickets),
     ("/v1/following/{user_id:id}", following.Following),
     ("/v1/shards", shards.Shards),
     ("/v1/shards/{shard_id:id}", shards.Shard),

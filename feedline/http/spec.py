@@ -46,6 +46,7 @@ SCHEMAS: dict[str, Any] = {
         {"id": ID, "handle": HANDLE, "token": {"type": "string"}, "expires_at": TIMESTAMP}
     ),
     "Login": obj({"handle": HANDLE, "password": PASSWORD}),
+    "StreamTicket": obj({"ticket": {"type": "string"}, "expires_at": TIMESTAMP}),
     "NewSession": obj(
         {"user_id": ID, "handle": HANDLE, "token": {"type": "string"}, "expires_at": TIMESTAMP}
     ),

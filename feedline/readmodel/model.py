@@ -51,7 +51,7 @@ from feedline.readmodel.formats import (
 )
 from feedline.readmodel.merge import merge, window_start_ms, within
 from feedline.readmodel.store import ReadStore
-from feedline.settings import ReadSettings
+from feedline.settings import ReadSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -446,3 +446,18 @@ def _from_window(
     if len(rows) < limit and not w.complete:
         return None
     return rows, end < len(w.rows) or not w.complete
+
+
+def read_model(settings: Settings, db: Database) -> ReadModel:
+    """Build the read side (Redis cache in front of the Cassandra read model), unconnected."""
+    reads = settings.reads
+    pipeline = settings.pipeline
+    # Pull authors' shards are merged into feeds at read time, in the follow's window.
+    pull_window_ms = pipeline.backfill_window_s * 1000 if pipeline.pull_threshold > 0 else None
+    return ReadModel(
+        Cache(settings.redis.url, reads),
+        ReadStore(settings.cassandra, reads),
+        db,
+        reads,
+        pull_window_ms,
+    )

@@ -76,6 +76,7 @@ def web() -> dict[str, str]:
     for kind, table in OBJECT_TABLES.items():
         queries[kind] = rows_in(table)
     queries.update(PULL)
+    queries.update(STREAM)
     return queries
 
 
@@ -87,3 +88,7 @@ PULL = {
         "following_by_user", ("followee_id", "created_at"), "user_id = ? AND followee_id IN ?"
     ),
 }
+
+
+# The live stream (feedline.stream): every author a reader follows, to route notices.
+STREAM = {"following_ids": _select("following_by_user", ("followee_id",), "user_id = ?")}

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from feedline.notices import Notice
+
 # Above any LSN and any microsecond clock: a delete written with it is final.
 TERMINAL = 2**62
 
@@ -141,7 +143,8 @@ Expansion = FanOutShard | Backfill | Unbackfill | PurgeShard | ModeCheck
 
 @dataclass(frozen=True)
 class Plan:
-    """What one event asks for, applied in order: mutations, then expansions, then cache.
+    """What one event asks for, applied in order: mutations, then expansions, then cache,
+    then notices to live streams.
 
     Mutations come first so that every event writes its own fact before it reads the other
     side (a follow writes the edge before reading the followee's shards; a shard writes
@@ -152,10 +155,12 @@ class Plan:
     mutations: tuple[Mutation, ...] = ()
     expansions: tuple[Expansion, ...] = ()
     invalidations: tuple[str, ...] = field(default=())
+    # Published once the event is applied and its keys invalidated (feedline.notices).
+    notices: tuple[Notice, ...] = field(default=())
 
     @property
     def empty(self) -> bool:
-        return not (self.mutations or self.expansions or self.invalidations)
+        return not (self.mutations or self.expansions or self.invalidations or self.notices)
 
 
 class Strategy(Protocol):

@@ -14,6 +14,7 @@ from typing import Any
 
 from feedline import cache_keys
 from feedline import statements as st
+from feedline.notices import EdgeNotice
 from feedline.strategies.base import Backfill, ChangeEvent, Plan, Unbackfill
 from feedline.strategies.common import TableStrategy, mutation
 
@@ -48,6 +49,7 @@ class FollowersStrategy(TableStrategy):
             ),
             expansions=(Backfill(follower, followee, lsn, created),),
             invalidations=_keys(e),
+            notices=(EdgeNotice(follower, followee),),
         )
 
     def delete(self, event: ChangeEvent) -> Plan:
@@ -62,4 +64,5 @@ class FollowersStrategy(TableStrategy):
             ),
             expansions=(Unbackfill(follower, followee, lsn),),
             invalidations=_keys(e),
+            notices=(EdgeNotice(follower, followee),),
         )

@@ -14,6 +14,7 @@ from typing import Any
 from feedline import cache_keys
 from feedline import statements as st
 from feedline.errors import AdaptError
+from feedline.notices import AuthorNotice
 from feedline.strategies.base import TERMINAL, ChangeEvent, FanOutShard, Plan, PurgeShard
 from feedline.strategies.common import TableStrategy, mutation
 
@@ -54,6 +55,7 @@ class ShardsStrategy(TableStrategy):
             ),
             expansions=(FanOutShard(author, sid, created, lsn),),
             invalidations=_keys(s),
+            notices=(AuthorNotice(author),),
         )
 
     def _update(self, event: ChangeEvent) -> Plan:
@@ -87,4 +89,5 @@ class ShardsStrategy(TableStrategy):
             ),
             expansions=(PurgeShard(author, sid, created),),
             invalidations=_keys(s),
+            notices=(AuthorNotice(author),),
         )

@@ -15,7 +15,8 @@ import falcon.testing
 import pytest
 
 from feedline.db import Database
-from feedline.http.app import create_app, create_ops_app, read_model
+from feedline.http.app import create_app, create_ops_app
+from feedline.readmodel.model import read_model
 from feedline.http.deps import Deps
 from feedline.http.health import Check
 from feedline.stack.lifecycle import services

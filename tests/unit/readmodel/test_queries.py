@@ -45,7 +45,8 @@ def test_web_reads_name_every_list_and_object_kind():
     lists = {s.name for s in formats.LISTS}
     pages = {f"{name}_after" for name in lists}
     pull = {"pull_following", "following_in"}  # the hybrid fan-out's merge
-    assert set(queries.web()) == lists | pages | set(formats.OBJECT_TABLES) | pull
+    stream = set(queries.STREAM)  # the live stream: whom a reader follows
+    assert set(queries.web()) == lists | pages | set(formats.OBJECT_TABLES) | pull | stream
 
 
 @pytest.mark.parametrize("spec", formats.LISTS, ids=lambda s: s.name)

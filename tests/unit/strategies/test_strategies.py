@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from feedline.errors import AdaptError
+from feedline.notices import AuthorNotice, EdgeNotice
 from feedline.strategies.base import (
     TERMINAL,
     Backfill,
@@ -77,6 +78,7 @@ def test_shards_create_writes_rows_author_feed_and_fans_out(op):
         ),
         expansions=(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=L),),
         invalidations=SHARD_KEYS,
+        notices=(AuthorNotice(1),),  # live streams of the author and their followers
     )
 
 
@@ -111,6 +113,7 @@ def test_shards_delete_removes_everything_at_terminal_and_purges_feeds():
         ),
         expansions=(PurgeShard(author_id=1, shard_id=10, created_at=T0),),
         invalidations=SHARD_KEYS,
+        notices=(AuthorNotice(1),),
     )
 
 
@@ -130,6 +133,7 @@ def test_follow_writes_both_edges_with_edge_lsn_then_backfills(op):
         ),
         expansions=(Backfill(follower_id=2, followee_id=1, lsn=L, created_at=T0),),
         invalidations=EDGE_KEYS,
+        notices=(EdgeNotice(follower_id=2, followee_id=1),),
     )
 
 
@@ -142,6 +146,7 @@ def test_unfollow_deletes_both_edges_at_lsn_then_unbackfills():
         ),
         expansions=(Unbackfill(follower_id=2, followee_id=1, lsn=L),),
         invalidations=EDGE_KEYS,
+        notices=(EdgeNotice(follower_id=2, followee_id=1),),
     )
 
 

@@ -1,0 +1,37 @@
+"""One-use stream tickets: a browser's way to open an authenticated stream.
+
+``EventSource`` cannot send an ``Authorization`` header, and a bearer token in a URL ends
+up in logs and histories. So an authenticated client first asks the API for a ticket
+(``POST /v1/stream-tickets``) and opens ``/v1/feed/stream?ticket=...``: the ticket names
+the user, is valid for ``TTL_S`` seconds and is deleted by the first stream that redeems it
+(``GETDEL``), so a logged URL is worthless. Only its SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from feedline.cache_keys import PREFIX
+
+TTL_S = 60
+
+
+def new() -> str:
+    """Return a fresh ticket (256 random bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def key(ticket: str) -> str:
+    """Return the Redis key of a ticket: its hash, never the ticket itself."""
+    return f"{PREFIX}ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
+
+
+def user_of(value: bytes | None) -> int | None:
+    """Return the user a redeemed ticket names (None: unknown, expired or used)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None

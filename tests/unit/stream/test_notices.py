@@ -1,0 +1,20 @@
+"""Feed notices (feedline.notices): the wire format, and which events plan which notice."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedline import notices
+from feedline.errors import BadNotice
+from feedline.notices import AuthorNotice, EdgeNotice
+
+
+def test_a_message_round_trips_and_repeats_go_once():
+    told = [AuthorNotice(5), EdgeNotice(1, 5), AuthorNotice(5)]
+    assert notices.decode(notices.encode(told)) == [AuthorNotice(5), EdgeNotice(1, 5)]
+
+
+@pytest.mark.parametrize("message", [b"author", b"author x", b"edge 1", b"like 1 2", b"author 1 2"])
+def test_anything_else_is_bad(message):
+    with pytest.raises(BadNotice):
+        notices.decode(message)
