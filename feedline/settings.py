@@ -191,6 +191,10 @@ class StreamSettings:
     # A client that has not taken an event's bytes within this long is disconnected (it
     # resumes by Last-Event-ID); the socket buffer is all a slow client ever holds.
     send_timeout_s: float = 10.0
+    # Kernel send buffer of every stream socket (Linux doubles it): set, it is no longer
+    # auto-tuned up to megabytes, so a stalled client holds at most this plus uvicorn's
+    # 64 KiB before its sends time out.
+    socket_send_buffer: int = 64 * 1024
     max_connections: int = 20_000
     # Threads for the read model's blocking reads (Cassandra, Redis) behind the event loop.
     read_threads: int = 8

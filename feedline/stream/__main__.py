@@ -8,6 +8,7 @@ it is back, with their Last-Event-ID), then uvicorn closes the listener and exit
 from __future__ import annotations
 
 import logging
+import socket
 from types import FrameType
 
 import uvicorn
@@ -41,8 +42,6 @@ def main() -> None:
     s = settings.stream
     config = uvicorn.Config(
         app,
-        host=s.host,
-        port=s.port,
         http="h11",
         ws="none",
         lifespan="on",
@@ -51,7 +50,17 @@ def main() -> None:
         backlog=4096,  # a reconnect storm of thousands of clients at once
         log_config=None,
     )
-    StreamServer(config, app).run()
+    StreamServer(config, app).run(sockets=[listener(s.host, s.port, s.socket_send_buffer)])
+
+
+def listener(host: str, port: int, send_buffer: int) -> socket.socket:
+    """Bind the listening socket ourselves: accepted sockets inherit its SO_SNDBUF."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
 
 
 if __name__ == "__main__":
