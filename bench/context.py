@@ -41,6 +41,14 @@ class Sizes:
     cap_posts_x: int = 10  # posts into one feed, in multiples of FEEDLINE_FEED_MAX
     hol_followers: int = 20_000
     hol_quiet_s: float = 10.0
+    # stream (issue 18): streams held while their users post, at each rate (posts/s)
+    stream_clients: int = 1000
+    stream_follows: int = 10
+    stream_rates: tuple[int, ...] = (100, 200)
+    stream_seconds: float = 15.0
+    stream_idle: int = 10_000  # idle streams on one process, then a reconnect storm
+    stream_idle_authors: int = 100  # whom they follow (100 followers each)
+    stream_idle_s: float = 60.0
 
 
 QUICK = Sizes(
@@ -69,6 +77,13 @@ QUICK = Sizes(
     cap_posts_x=2,
     hol_followers=2000,
     hol_quiet_s=3.0,
+    stream_clients=30,
+    stream_follows=5,
+    stream_rates=(20,),
+    stream_seconds=3.0,
+    stream_idle=200,
+    stream_idle_authors=10,
+    stream_idle_s=1.0,
 )
 
 

@@ -44,6 +44,7 @@ def ops_port(port: int) -> int:
 
 
 REDIS_ONLY_PORT = 18004  # the web with its near cache off (reads bench baseline)
+STREAM_PORT = 18005  # the stream process (live feeds over SSE, bench/stream.py)
 # Rate limits (FEEDLINE_RATE_*) that the bench's API clients would trip; see child_env.
 BENCH_RATES = ("POSTS", "COMMENTS", "LIKES", "FOLLOWS", "SIGNUP", "LOGIN", "FAILED_AUTH")
 

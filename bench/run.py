@@ -32,6 +32,7 @@ from bench import (
     reads,
     results,
     sink,
+    stream,
     write_api,
 )
 from bench.context import QUICK, Ctx, Sizes
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "reads": reads.run,
     "cpu": cpu.run,
     "cap": cap.run,
+    "stream": stream.run,
     "head_of_line": head_of_line.run,
 }
 logger = logging.getLogger("bench")
