@@ -198,6 +198,10 @@ class StreamSettings:
     max_connections: int = 20_000
     # Threads for the read model's blocking reads (Cassandra, Redis) behind the event loop.
     read_threads: int = 8
+    # The read model's Redis timeout in this process: its reads share the GIL with a loop
+    # serving thousands of sockets, and the web's 50 ms timed out under load (bench stream:
+    # ~45 "redis failed" warnings, each sending reads to Cassandra for a backoff).
+    redis_timeout_s: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ it is back, with their Last-Event-ID), then uvicorn closes the listener and exit
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import logging
 import socket
 from types import FrameType
@@ -37,6 +39,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load()
     settings.require_production_ready()
+    reads = dataclasses.replace(settings.reads, redis_timeout_s=settings.stream.redis_timeout_s)
+    settings = dataclasses.replace(settings, reads=reads)
     db = Database(settings.postgres)
     app = StreamApp(settings, read_model(settings, db), db)
     s = settings.stream
@@ -50,6 +54,7 @@ def main() -> None:
         backlog=4096,  # a reconnect storm of thousands of clients at once
         log_config=None,
     )
+    gc.freeze()  # what start-up made is permanent: keep it out of every collection
     StreamServer(config, app).run(sockets=[listener(s.host, s.port, s.socket_send_buffer)])
 
 

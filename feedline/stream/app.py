@@ -67,7 +67,7 @@ class StreamApp:
         self.hub = Hub(settings.redis.url)
         self._pool = ThreadPoolExecutor(settings.stream.read_threads, "stream-read")
         self._redis: aioredis.Redis | None = None
-        self._hub_task: asyncio.Task | None = None
+        self._hub_tasks: list[asyncio.Task] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -94,14 +94,17 @@ class StreamApp:
                 self._redis = aioredis.Redis.from_url(
                     self._redis_url, socket_timeout=1.0, socket_connect_timeout=1.0
                 )
-                self._hub_task = asyncio.create_task(self.hub.run())
+                self._hub_tasks = [
+                    asyncio.create_task(self.hub.run()),
+                    asyncio.create_task(self.hub.heartbeats(self._settings.heartbeat_s)),
+                ]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.close()
-                if self._hub_task is not None:
-                    self._hub_task.cancel()
+                for task in self._hub_tasks:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await self._hub_task
+                        await task
                 if self._redis is not None:
                     await self._redis.aclose()
                 self._pool.shutdown(wait=False, cancel_futures=True)
@@ -143,17 +146,13 @@ class StreamApp:
             raise HttpError(503, "Service unavailable", "Too many streams here.", 1)
         listener = Listener(user_id)
         self.hub.add(listener)  # before the first read: every later notice reaches it
-        stream = Stream(
-            self.hub, self._reads, self._pool, listener, view, limit, self._settings.heartbeat_s
-        )
+        stream = Stream(self.hub, self._reads, self._pool, listener, view, limit)
         gone = asyncio.create_task(_disconnected(receive, listener))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             async for chunk in stream.events():
-                await asyncio.wait_for(
-                    send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                    self._settings.send_timeout_s,
-                )
+                async with asyncio.timeout(self._settings.send_timeout_s):  # a timer, no task
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             logger.info("stream of user %d: client not reading, disconnected", user_id)

@@ -43,10 +43,17 @@ class Listener:
     def __init__(self, user_id: int):
         self.user_id = user_id
         self.following: set[int] = set()
-        self.wake = asyncio.Event()  # a notice concerns it, or the process is closing
+        self.wake = asyncio.Event()  # something to do (below), or the process is closing
+        self.dirty = True  # re-read the feed (a notice concerns it; the first read)
         self.edges: set[int] = set()  # followees whose edge to re-read
         self.reload = True  # re-read every followee (first read, or after notices were lost)
         self.gone = False  # the client hung up
+        self.beat = False  # the hub's heartbeat tick came
+
+    def notify(self) -> None:
+        """Ask the stream to re-read the feed (many notices before it runs: one read)."""
+        self.dirty = True
+        self.wake.set()
 
 
 class Hub:
@@ -86,6 +93,15 @@ class Hub:
             self._by_followee[new].add(listener)
         listener.following = (listener.following - known) | followees
 
+    async def heartbeats(self, every_s: float) -> None:
+        """Wake every listener for a heartbeat each ``every_s``: one timer for the process,
+        not a timeout per stream (10,000 idle streams cost 12.5% of a core that way)."""
+        while not self.closing:
+            await asyncio.sleep(every_s)
+            for listener in self.listeners():
+                listener.beat = True
+                listener.wake.set()
+
     def close(self) -> None:
         """Wake every listener to end its stream (SIGTERM: clients resume elsewhere)."""
         self.closing = True
@@ -103,13 +119,13 @@ class Hub:
         for n in told:
             if isinstance(n, notices.AuthorNotice):
                 for listener in self._by_user.get(n.author_id, ()):
-                    listener.wake.set()
+                    listener.notify()
                 for listener in self._by_followee.get(n.author_id, ()):
-                    listener.wake.set()
+                    listener.notify()
             else:
                 for listener in self._by_user.get(n.follower_id, ()):
                     listener.edges.add(n.followee_id)
-                    listener.wake.set()
+                    listener.notify()
 
     async def run(self) -> None:
         """Stay subscribed; after any gap in the subscription, make every listener reload."""
@@ -144,7 +160,7 @@ class Hub:
     def _reload_all(self) -> None:
         for listener in self.listeners():
             listener.reload = True
-            listener.wake.set()
+            listener.notify()
 
 
 def _discard(index: dict[int, set[Listener]], key: int, listener: Listener) -> None:

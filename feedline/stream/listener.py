@@ -60,7 +60,6 @@ class Stream:
         listener: Listener,
         view: tuple[position.Position, ...],
         limit: int,
-        heartbeat_s: float,
     ):
         self._hub = hub
         self._reads = reads
@@ -68,7 +67,6 @@ class Stream:
         self._listener = listener
         self._view = view
         self._limit = limit
-        self._heartbeat_s = heartbeat_s
         self.sent = 0
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -76,23 +74,25 @@ class Stream:
 
     async def events(self) -> AsyncIterator[bytes]:
         """Yield SSE bytes: the catch-up from the starting view, then live changes and
-        heartbeats, until the hub closes. The listener must be registered already."""
+        heartbeats, until the hub closes or the client hangs up. The listener must be
+        registered already; notices during a read set ``dirty`` again: one more read."""
         listener = self._listener
         yield f"retry: {RETRY_MS}\n\n".encode()
-        listener.wake.set()  # the first pass reads whom they follow and the feed
+        listener.notify()  # the first pass reads whom they follow and the feed
         while True:
-            try:
-                await asyncio.wait_for(listener.wake.wait(), self._heartbeat_s)
-            except TimeoutError:
-                yield b": heartbeat\n\n"
-                continue
+            await listener.wake.wait()
             if self._hub.closing or listener.gone:
                 return
             listener.wake.clear()
-            await self._refresh_following()
-            chunk = await self._catch_up()
-            if chunk:
-                yield chunk
+            if listener.beat:  # the hub's tick (Hub.heartbeats): no timer per stream
+                listener.beat = False
+                yield b": heartbeat\n\n"
+            if listener.dirty:
+                listener.dirty = False
+                await self._refresh_following()
+                chunk = await self._catch_up()
+                if chunk:
+                    yield chunk
 
     async def _refresh_following(self) -> None:
         listener = self._listener
