@@ -136,6 +136,21 @@ METHOD = """\
   their probe medians, and steps by alternating runs of both. Measure warm JVMs: for
   minutes after a restart their JIT compilers add seconds (a cpu run 3 minutes after one
   had Cassandra at 7.4 s instead of ~4, Connect at 3.3 instead of ~0.7).
+- **stream** (issue 18, `bench/stream.py`; clients: `bench/sse_client.py`, raw-socket
+  asyncio SSE clients in one child process whose CPU is reported): a stream process on its
+  own port. *Delivery*: `stream_clients` users (each following `stream_follows` others,
+  seeded by SQL and applied by the bench pipeline first) hold one stream each while their
+  posts go through the API at each of `stream_rates` (open loop, authors in turn). A child
+  subscribed to the notice channel notes when each `author A` notice arrives (published
+  once the post's writes and cache deletes are done): notice -> `item` event is the
+  stream's share (goal p99 <= 100 ms), API 2xx -> event end to end, 2xx -> notice (the
+  pipeline's share) the baseline; every delivery is checked (missing, repeated; an item
+  already pushed below the reader's 20-item view is counted apart). Stall probe alongside.
+  *Scale*: `stream_idle` users each following one of `stream_idle_authors` authors open a
+  stream each (batches of 1,000) on a fresh process; its VmRSS and CPU over `stream_idle_s`
+  of idle streams (heartbeats only), beside the same process with none. *Reconnect storm*:
+  all streams closed at once, each author posts once, all reconnect at once with their
+  Last-Event-ID; timed to all open and all caught up; each must get exactly the one post.
 - **resources**: peak VmRSS (from /proc, summed over the process tree) while each load
   ran, beside the same process's RSS idle after start.
 """

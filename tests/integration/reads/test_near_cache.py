@@ -19,8 +19,8 @@ import pytest
 from feedline import cache_keys
 from feedline import statements as st
 from feedline.http.app import create_app
-from feedline.readmodel.model import read_model
 from feedline.http.deps import Deps
+from feedline.readmodel.model import read_model
 from feedline.readmodel.near_cache import MAX_DRAIN, NearCache
 from tests.integration.reads.conftest import TS, fake_handle
 

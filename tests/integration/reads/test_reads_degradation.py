@@ -16,9 +16,9 @@ import pytest
 
 from feedline.db import Database
 from feedline.http.app import create_app, create_ops_app
-from feedline.readmodel.model import read_model
 from feedline.http.deps import Deps
 from feedline.http.health import Check
+from feedline.readmodel.model import read_model
 from feedline.stack.lifecycle import services
 from tests.integration.pipeline.conftest import eventually
 from tests.integration.reads.conftest import fake_handle
