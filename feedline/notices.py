@@ -7,7 +7,9 @@ enters or leaves a home feed:
 
 - ``author A`` -- A's shards changed (one created or deleted): every reader following A,
   and A (whose own feed holds their shards), may see a different feed;
-- ``edge F A`` -- F followed or unfollowed A: F's feed may have gained or lost A's shards.
+- ``edge F A`` -- F followed or unfollowed A: F's feed may have gained or lost A's shards;
+- ``resync`` -- notices were dropped (more piled up while Redis was away than the
+  invalidator keeps): every listener re-reads everything.
 
 One notice per event, whatever the author's audience: publishing is O(1) per event
 (docs/events.md, "Live streams"), and the readers are found by the listener, which knows
@@ -47,7 +49,22 @@ class EdgeNotice:
         return f"edge {self.follower_id} {self.followee_id}"
 
 
-Notice = AuthorNotice | EdgeNotice
+@dataclass(frozen=True)
+class Resync:
+    """Some notices were dropped: every stream re-reads whom it follows and its feed."""
+
+    def line(self) -> str:
+        return "resync"
+
+
+Notice = AuthorNotice | EdgeNotice | Resync
+MAX_LINES = 1_000  # notices per message: a backlog goes out in several
+
+
+def messages(notices: list[Notice] | tuple[Notice, ...]) -> list[bytes]:
+    """Return the messages that carry ``notices``, at most MAX_LINES each."""
+    unique = list(dict.fromkeys(notices))
+    return [encode(unique[i : i + MAX_LINES]) for i in range(0, len(unique), MAX_LINES)]
 
 
 def encode(notices: list[Notice] | tuple[Notice, ...]) -> bytes:
@@ -57,7 +74,10 @@ def encode(notices: list[Notice] | tuple[Notice, ...]) -> bytes:
 
 def decode(message: bytes | str) -> list[Notice]:
     """Return the notices of one message; BadNotice if any line is not one."""
-    text = message.decode() if isinstance(message, bytes) else message
+    try:
+        text = message.decode() if isinstance(message, bytes) else message
+    except UnicodeDecodeError as exc:
+        raise BadNotice("not UTF-8") from exc
     out: list[Notice] = []
     for line in text.splitlines():
         parts = line.split()
@@ -67,6 +87,9 @@ def decode(message: bytes | str) -> list[Notice]:
                 continue
             if parts[0] == "edge" and len(parts) == 3:
                 out.append(EdgeNotice(int(parts[1]), int(parts[2])))
+                continue
+            if parts == ["resync"]:
+                out.append(Resync())
                 continue
         except (IndexError, ValueError):
             pass

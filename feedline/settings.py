@@ -195,6 +195,9 @@ class StreamSettings:
     # auto-tuned up to megabytes, so a stalled client holds at most this plus uvicorn's
     # 64 KiB before its sends time out.
     socket_send_buffer: int = 64 * 1024
+    # A stream ends (clients resume by Last-Event-ID) at its token's expiry and after this
+    # long in any case: how late a revoked token or a deleted account stops streaming.
+    max_age_s: float = 600.0
     max_connections: int = 20_000
     # Threads for the read model's blocking reads (Cassandra, Redis) behind the event loop.
     read_threads: int = 8
@@ -532,6 +535,7 @@ def load() -> Settings:
             heartbeat_s=_float("FEEDLINE_STREAM_HEARTBEAT_S", 15.0),
             send_timeout_s=_float("FEEDLINE_STREAM_SEND_TIMEOUT_S", 10.0),
             max_connections=_int("FEEDLINE_STREAM_MAX_CONNECTIONS", 20_000),
+            max_age_s=_float("FEEDLINE_STREAM_MAX_AGE_S", 600.0),
             read_threads=_int("FEEDLINE_STREAM_READ_THREADS", 8),
         ),
         accounts=AccountSettings(

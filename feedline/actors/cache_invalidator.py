@@ -30,6 +30,8 @@ from feedline.supervisors import ChildLink, SupervisedActor
 logger = logging.getLogger(__name__)
 
 RETRY_PENDING_S = 1.0  # while keys are pending: how often to try Redis again
+# Distinct notices kept while Redis is away; beyond, one ``resync`` stands for them all.
+MAX_PENDING_NOTICES = 10_000
 
 
 class CacheInvalidator(SupervisedActor):
@@ -106,7 +108,10 @@ class CacheInvalidator(SupervisedActor):
             self._pending_notices = []
         elif keys or told:
             self._pending |= keys
-            self._pending_notices = list(dict.fromkeys(told))  # as bounded as the users
+            pending = list(dict.fromkeys(told))
+            if len(pending) > MAX_PENDING_NOTICES:
+                pending = [notices.Resync()]  # every stream re-reads: nothing is missed
+            self._pending_notices = pending
             self._metrics.redis_failures.inc(len(batch.keys))
             self._schedule_retry()
         self._ack(batch)
@@ -156,7 +161,8 @@ class CacheInvalidator(SupervisedActor):
                     pipe = self._client.pipeline(transaction=False)
                     if keys:
                         pipe.unlink(*keys)
-                    pipe.publish(notices.CHANNEL, notices.encode(told))
+                    for message in notices.messages(told):
+                        pipe.publish(notices.CHANNEL, message)
                     pipe.execute()
                 self._set_up(True)
                 return True

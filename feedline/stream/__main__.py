@@ -39,7 +39,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = load()
     settings.require_production_ready()
-    reads = dataclasses.replace(settings.reads, redis_timeout_s=settings.stream.redis_timeout_s)
+    # No near cache: its invalidations come on another connection than the notices, so a
+    # re-read on a notice could be served the window the notice's event replaced.
+    reads = dataclasses.replace(
+        settings.reads,
+        redis_timeout_s=settings.stream.redis_timeout_s,
+        near_cache_size=0,
+        near_cache_pages=0,
+    )
     settings = dataclasses.replace(settings, reads=reads)
     db = Database(settings.postgres)
     app = StreamApp(settings, read_model(settings, db), db)

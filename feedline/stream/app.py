@@ -139,20 +139,26 @@ class StreamApp:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         params = _params(scope)
         view, limit = self._start(params, headers.get("last-event-id"))
-        user_id = await self._reader(params, headers.get("authorization"))
-        if self.hub.closing:
+        if self.hub.closing:  # before the reader: a refusal must not use up a ticket
             raise HttpError(503, "Service unavailable", "This stream is stopping.", 1)
         if self.hub.count >= self._settings.max_connections:
             raise HttpError(503, "Service unavailable", "Too many streams here.", 1)
+        user_id, valid_s = await self._reader(params, headers.get("authorization"))
         listener = Listener(user_id)
         self.hub.add(listener)  # before the first read: every later notice reaches it
         stream = Stream(self.hub, self._reads, self._pool, listener, view, limit)
         gone = asyncio.create_task(_disconnected(receive, listener))
+        loop = asyncio.get_running_loop()
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            # A stream ends at its credentials' expiry, and after max_age_s in any case: a
+            # revoked token or a deleted account stops streaming by then (clients resume).
+            ends = loop.time() + min(valid_s, self._settings.max_age_s)
             async for chunk in stream.events():
                 async with asyncio.timeout(self._settings.send_timeout_s):  # a timer, no task
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if loop.time() >= ends:
+                    break
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             logger.info("stream of user %d: client not reading, disconnected", user_id)
@@ -181,8 +187,9 @@ class StreamApp:
             raise HttpError(400, "Bad limit", f"This position is for limit={held}.")
         return view, held
 
-    async def _reader(self, params: dict[str, str], authorization: str | None) -> int:
-        """Return the reader: a bearer token's user, else a ticket's (redeemed once)."""
+    async def _reader(self, params: dict[str, str], authorization: str | None) -> tuple[int, float]:
+        """Return the reader and for how long (s) their credentials hold: a bearer token's
+        user until it expires, else a ticket's (redeemed once) for max_age_s."""
         token = bearer_token(authorization)
         if token is not None:
             loop = asyncio.get_running_loop()
@@ -194,7 +201,7 @@ class StreamApp:
                 raise HttpError(503, "Service unavailable", "Cannot check the token.", 1) from exc
             if found is None:
                 raise HttpError(401, "Unauthorized", "The bearer token is not valid.")
-            return found[0]
+            return found
         ticket = params.get("ticket")
         if ticket is None:
             raise HttpError(
@@ -207,7 +214,7 @@ class StreamApp:
             raise HttpError(503, "Service unavailable", "Cannot check the ticket.", 1) from exc
         if user_id is None:
             raise HttpError(401, "Unauthorized", "The ticket is unknown, used or expired.")
-        return user_id
+        return user_id, float(self._settings.max_age_s)
 
 
 def _params(scope: dict[str, Any]) -> dict[str, str]:
@@ -230,7 +237,7 @@ def _params(scope: dict[str, Any]) -> dict[str, str]:
 def _limit(raw: str | None, default: int, most: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= most:
         raise HttpError(400, "Bad limit", f"limit is an integer from 1 to {most}.")
     return int(raw)
 

@@ -66,10 +66,7 @@ class Hub:
         self.subscribed = False
         self.closing = False
         self.notices = 0
-
-    @property
-    def count(self) -> int:
-        return sum(len(s) for s in self._by_user.values())
+        self.count = 0  # listeners registered
 
     def listeners(self) -> Iterable[Listener]:
         for group in list(self._by_user.values()):
@@ -78,8 +75,11 @@ class Hub:
     def add(self, listener: Listener) -> None:
         """Register a stream before its first read: a notice from then on reaches it."""
         self._by_user[listener.user_id].add(listener)
+        self.count += 1
 
     def remove(self, listener: Listener) -> None:
+        if listener in self._by_user.get(listener.user_id, ()):
+            self.count -= 1
         _discard(self._by_user, listener.user_id, listener)
         for followee in listener.following:
             _discard(self._by_followee, followee, listener)
@@ -122,6 +122,8 @@ class Hub:
                     listener.notify()
                 for listener in self._by_followee.get(n.author_id, ()):
                     listener.notify()
+            elif isinstance(n, notices.Resync):
+                self._reload_all()
             else:
                 for listener in self._by_user.get(n.follower_id, ()):
                     listener.edges.add(n.followee_id)
@@ -134,7 +136,10 @@ class Hub:
         while not self.closing:
             # No retries inside redis-py: a silent reconnect would hide the gap we must see.
             client = aioredis.Redis.from_url(
-                self._url, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0)
+                self._url,
+                socket_connect_timeout=1.0,
+                socket_keepalive=True,
+                retry=Retry(NoBackoff(), 0),
             )
             pubsub = client.pubsub()
             try:
@@ -150,6 +155,8 @@ class Hub:
             except (RedisError, OSError) as exc:
                 if not missed or self.subscribed:
                     logger.warning("notice subscription lost: %s", exc)
+            except Exception:  # never let the subscription die: every stream would go deaf
+                logger.exception("notice subscription failed; subscribing again")
             finally:
                 self.subscribed = False
                 missed = True

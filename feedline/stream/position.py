@@ -69,6 +69,8 @@ def decode(text: str, max_limit: int) -> tuple[tuple[Position, ...], int]:
         value, at = _read(raw, at)
         created_ms = value if previous is None else previous - value
         shard_id, at = _read(raw, at)
+        if created_ms < 0 or (view and (created_ms, shard_id) >= view[-1]):
+            raise BadCursor("not a stream position")  # newest first, each position once
         view.append((created_ms, shard_id))
         previous = created_ms
     if at != len(raw):
@@ -97,7 +99,7 @@ def diff(
     changes: list[Change] = []
     current = list(view)
     for position in view:
-        if position not in present and (floor is None or position > floor):
+        if position not in present and (floor is None or position >= floor):
             current.remove(position)
             changes.append(Change("delete", position, tuple(current)))
     for position in reversed(feed):

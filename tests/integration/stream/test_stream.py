@@ -183,6 +183,8 @@ def test_a_ticket_opens_one_stream_once(client, signup, stream: StreamProcess):
         ("GET", PATH + "?limit=0", "auth", 400),
         ("GET", PATH + "?limit=101", "auth", 400),
         ("GET", PATH + "?limit=x", "auth", 400),
+        ("GET", PATH + "?limit=%C2%B2", "auth", 400),  # a digit to str.isdigit, not to int
+        ("GET", PATH + "?limit=" + "9" * 5000, "auth", 400),
         ("GET", PATH + "?since=1", "auth", 400),
         ("GET", PATH + "?limit=2&limit=3", "auth", 400),
         ("GET", PATH, {"Last-Event-ID": "garbage!"}, 400),
@@ -199,6 +201,24 @@ def test_bad_requests_get_a_json_4xx(signup, stream, method, path, headers, stat
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"title", "description"}
+
+
+def test_a_stream_ends_at_its_maximum_age_and_resumes(client, signup, pipeline, tmp_path):
+    """How late a revoked token stops streaming: FEEDLINE_STREAM_MAX_AGE_S (2 s here)."""
+    reader = signup()
+    own = post(client, reader, "mine")
+    server = StreamProcess(tmp_path / "stream.log", FEEDLINE_STREAM_MAX_AGE_S="2").start()
+    view = LiveView(server.url + PATH, reader.headers, limit=5).open()
+    try:
+        wait(lambda: view.ordered() == [own], 30, "no first item")
+        assert view.ended.wait(20), "the stream outlived its maximum age"
+        view.resume()
+        newer = post(client, reader, "newer")
+        wait(lambda: view.ordered() == [newer, own], 30, "not resumed")
+        assert view.duplicates == []
+    finally:
+        view.close()
+        server.stop()
 
 
 def test_sigterm_ends_every_stream_cleanly(client, signup, pipeline, tmp_path):

@@ -14,7 +14,16 @@ def test_a_message_round_trips_and_repeats_go_once():
     assert notices.decode(notices.encode(told)) == [AuthorNotice(5), EdgeNotice(1, 5)]
 
 
-@pytest.mark.parametrize("message", [b"author", b"author x", b"edge 1", b"like 1 2", b"author 1 2"])
+def test_a_backlog_goes_out_in_bounded_messages():
+    told = [AuthorNotice(i) for i in range(2_500)] + [notices.Resync()]
+    sent = notices.messages(told)
+    assert [len(m.splitlines()) for m in sent] == [1_000, 1_000, 501]
+    assert [n for m in sent for n in notices.decode(m)] == told
+
+
+@pytest.mark.parametrize(
+    "message", [b"author", b"author x", b"edge 1", b"like 1 2", b"author 1 2", b"\xff\xfe"]
+)
 def test_anything_else_is_bad(message):
     with pytest.raises(BadNotice):
         notices.decode(message)

@@ -37,6 +37,21 @@ def test_anything_else_is_a_bad_cursor(text):
         position.decode(text, 100)
 
 
+def test_a_forged_view_out_of_order_or_before_the_epoch_is_refused():
+    import base64
+
+    def raw(*values: int) -> str:
+        out = bytearray((1,))
+        for v in values:
+            position._varint(out, v)
+        return base64.urlsafe_b64encode(bytes(out)).rstrip(b"=").decode()
+
+    assert position.decode(raw(5, 2, 100, 7, 10, 6), 100) == (((100, 7), (90, 6)), 5)
+    for forged in (raw(5, 2, 100, 7, 101, 6), raw(5, 2, 100, 7, 0, 7), raw(5, 2, 100, 7, 0, 8)):
+        with pytest.raises(BadCursor):  # below zero, the same position twice, not newest first
+            position.decode(forged, 100)
+
+
 def test_a_limit_above_the_servers_is_refused():
     with pytest.raises(BadCursor):
         position.decode(position.encode((), 500), 100)
