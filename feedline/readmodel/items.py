@@ -38,13 +38,17 @@ def wanted(rows: list[tuple[Any, ...]]) -> list[tuple[str, int]]:
     return [("shard", r[1]) for r in rows] + [("user", r[2]) for r in rows]
 
 
-def hydrate(reads: ReadModel, rows: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], bytes]]:
+def hydrate(
+    reads: ReadModel, rows: list[tuple[Any, ...]], objects: dict | None = None
+) -> list[tuple[tuple[Any, ...], bytes]]:
     """Return ``(row, item JSON)`` for each row whose shard the read model still has.
 
     A shard gone from the read model (deleted) is dropped: its feed row may outlive it
-    by the purge's few milliseconds, and no reader should see it meanwhile.
+    by the purge's few milliseconds, and no reader should see it meanwhile. ``objects``:
+    fetched already (``reads.objects`` of at least ``wanted(rows)``, e.g. for many pages).
     """
-    objects = reads.objects(wanted(rows))
+    if objects is None:
+        objects = reads.objects(wanted(rows))
     handles: dict[int, bytes] = {}
     out = []
     for row in rows:

@@ -184,20 +184,62 @@ class ReadModel:
         every change of the reader's pull list or follows), else read from Cassandra: the
         pull list, then which of those the reader follows (``following_by_user``).
         """
-        key = cache_keys.pull_sources(owner)
-        token, (entry,) = self._lookup([key])
-        if entry is not None and entry[:1] == VALUE:
-            _counter("pull", "hit").inc()
-            return [(a, None if t == UNKNOWN else t) for a, t in PAIRS.iter_unpack(entry[1:])]
-        _counter("pull", "miss").inc()
-        listed = [r.author_id for r in self.store.rows("pull_following", owner)]
-        edges = self.store.rows("following_in", owner, listed) if listed else []
-        out = [
-            (e.followee_id, None if e.created_at is None else to_ms(e.created_at)) for e in edges
-        ]
-        if token is not None and entry == b"":
-            packed = b"".join(PAIRS.pack(a, UNKNOWN if t is None else t) for a, t in out)
-            self.cache.fill(token, [(key, VALUE + packed, self._reads.feed_ttl_s)])
+        return self._pull_sources_of([owner])[owner]
+
+    def _pull_sources_of(self, owners: list[int]) -> dict[int, list[tuple[int, int | None]]]:
+        """``_pull_sources`` of several readers: one Redis call, Cassandra for the misses."""
+        keys = [cache_keys.pull_sources(owner) for owner in owners]
+        token, entries = self._lookup(keys)
+        out: dict[int, list[tuple[int, int | None]]] = {}
+        fills = []
+        for owner, key, entry in zip(owners, keys, entries, strict=True):
+            if entry is not None and entry[:1] == VALUE:
+                _counter("pull", "hit").inc()
+                out[owner] = [
+                    (a, None if t == UNKNOWN else t) for a, t in PAIRS.iter_unpack(entry[1:])
+                ]
+                continue
+            _counter("pull", "miss").inc()
+            listed = [r.author_id for r in self.store.rows("pull_following", owner)]
+            edges = self.store.rows("following_in", owner, listed) if listed else []
+            out[owner] = [
+                (e.followee_id, None if e.created_at is None else to_ms(e.created_at))
+                for e in edges
+            ]
+            if token is not None and entry == b"":
+                packed = b"".join(PAIRS.pack(a, UNKNOWN if t is None else t) for a, t in out[owner])
+                fills.append((key, VALUE + packed, self._reads.feed_ttl_s))
+        if fills:
+            self.cache.fill(token, fills)
+        return out
+
+    def heads(self, owners: list[int], limit: int) -> dict[int, Page]:
+        """Return each owner's first feed page of ``limit`` rows, as ``page(FEED, owner,
+        None, limit)`` returns it, for many feeds at once.
+
+        The live stream re-reads every feed a notice woke together: one Redis call for
+        their windows (and one for their pull lists), one Cassandra round trip for the
+        windows missing, instead of a thread and a round trip each. A feed that merges
+        pull authors, or a limit past the window, is read alone by ``page``.
+        """
+        owners = list(dict.fromkeys(owners))
+        alone: set[int] = set()
+        if limit > self._reads.window:
+            alone = set(owners)
+        elif self._pull_window_ms is not None:
+            alone = {o for o, edges in self._pull_sources_of(owners).items() if edges}
+        plain = [o for o in owners if o not in alone]
+        out: dict[int, Page] = {}
+        windows = self._windows([(FEED, o) for o in plain]) if plain else []
+        for owner, window in zip(plain, windows, strict=True):
+            served = _from_window(window, FEED, None, limit)
+            if served is None:
+                alone.add(owner)
+                continue
+            rows, more = served
+            out[owner] = Page(rows, self._next(f"{FEED.name}:{owner}", FEED, rows, more), True)
+        for owner in alone:
+            out[owner] = self.page(FEED, owner, None, limit)
         return out
 
     def _rows_after(

@@ -2,11 +2,12 @@
 
 Every wake-up (a notice concerning this reader, or a lost subscription) becomes, in order:
 re-read the followees named by edge notices (or all of them), then re-read the head of the
-feed exactly as ``GET /v1/feed?limit=<limit>`` does (``ReadModel.page`` and
+feed exactly as ``GET /v1/feed?limit=<limit>`` does (``ReadModel.heads``, i.e. ``page``, and
 ``readmodel.items.hydrate``: same windows, same merge of pull authors, same hydration) and
 send ``position.diff`` of the client's view against it. Notices arriving meanwhile set the
 wake-up again, so a burst costs one more read, not one per notice. The blocking reads run on
-the process's thread pool; the event loop only routes and writes.
+the process's thread pool, batched across the streams woken together (``HeadReader``); the
+event loop only routes and writes.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-from feedline.readmodel.formats import FEED
-from feedline.readmodel.items import hydrate
+from feedline.readmodel import items
 from feedline.readmodel.model import ReadModel
 from feedline.stream import position
 from feedline.stream.hub import Hub, Listener
@@ -31,15 +31,77 @@ def frame(kind: str, event_id: str, data: bytes) -> bytes:
     return b"id: " + event_id.encode() + b"\nevent: " + kind.encode() + b"\ndata: " + data + b"\n\n"
 
 
-def read_head(
-    reads: ReadModel, user_id: int, limit: int
-) -> tuple[dict[position.Position, bytes], position.Position | None]:
-    """Return the feed's head as ``GET /v1/feed`` shows it (position -> item JSON, newest
-    first), and the floor: the last row read if the feed goes on below it."""
-    page = reads.page(FEED, user_id, None, limit)
-    rows = page.rows
-    floor = (rows[-1][0], rows[-1][1]) if page.next_cursor is not None and rows else None
-    return {(row[0], row[1]): item for row, item in hydrate(reads, rows)}, floor
+Head = tuple[dict[position.Position, bytes], position.Position | None]
+
+
+def read_heads(reads: ReadModel, wanted: list[tuple[int, int]]) -> list[Head]:
+    """Return, for each ``(reader, limit)``, the feed's head as ``GET /v1/feed?limit=``
+    shows it (position -> item JSON, newest first) and the floor: the last row read if the
+    feed goes on below it. All at once: ``ReadModel.heads`` per limit, one hydration."""
+    pages = {}
+    for limit in {limit for _, limit in wanted}:
+        readers = [user for user, n in wanted if n == limit]
+        for user, page in reads.heads(readers, limit).items():
+            pages[(user, limit)] = page
+    rows = [row for page in pages.values() for row in page.rows]
+    objects = reads.objects(items.wanted(rows))
+    out = []
+    for key in wanted:
+        page = pages[key]
+        last = page.rows[-1] if page.rows else None
+        floor = (last[0], last[1]) if page.next_cursor is not None and last else None
+        found = items.hydrate(reads, page.rows, objects)
+        out.append(({(row[0], row[1]): item for row, item in found}, floor))
+    return out
+
+
+class HeadReader:
+    """Batch the head reads of streams woken together (one notice wakes every follower).
+
+    A read is queued; a *round* takes everything queued and reads it on the thread pool
+    with ``read_heads``. At most ``rounds`` are in flight: streams woken while they run
+    wait for the next round, which takes them all. One thread and one round trip per
+    round instead of one per stream: less Python, less contention for the GIL, and the
+    new shard hydrated once for all its readers.
+    """
+
+    def __init__(self, reads: ReadModel, pool: Executor, rounds: int):
+        self._reads = reads
+        self._pool = pool
+        self._rounds = rounds
+        self._running = 0
+        self._queue: list[tuple[int, int, asyncio.Future[Head]]] = []
+        self._tasks: set[asyncio.Task] = set()  # rounds in flight (the loop keeps weak refs)
+
+    async def head(self, user_id: int, limit: int) -> Head:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Head] = loop.create_future()
+        self._queue.append((user_id, limit, future))
+        if self._running < self._rounds:
+            self._running += 1
+            task = loop.create_task(self._round())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _round(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                wanted = [(user, limit) for user, limit, _ in batch]
+                try:
+                    heads = await loop.run_in_executor(self._pool, read_heads, self._reads, wanted)
+                except Exception as exc:  # each stream decides (DependencyUnavailable: ends)
+                    for *_, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (*_, future), head in zip(batch, heads, strict=True):
+                    if not future.done():
+                        future.set_result(head)
+        finally:
+            self._running -= 1
 
 
 def read_following(reads: ReadModel, user_id: int, only: set[int] | None) -> set[int]:
@@ -57,6 +119,7 @@ class Stream:
         hub: Hub,
         reads: ReadModel,
         pool: Executor,
+        heads: HeadReader,
         listener: Listener,
         view: tuple[position.Position, ...],
         limit: int,
@@ -64,6 +127,7 @@ class Stream:
         self._hub = hub
         self._reads = reads
         self._pool = pool
+        self._heads = heads
         self._listener = listener
         self._view = view
         self._limit = limit
@@ -107,7 +171,7 @@ class Stream:
             self._hub.follows(listener, found, named)
 
     async def _catch_up(self) -> bytes:
-        head, floor = await self._run(read_head, self._reads, self._listener.user_id, self._limit)
+        head, floor = await self._heads.head(self._listener.user_id, self._limit)
         changes, self._view = position.diff(self._view, tuple(head), floor, self._limit)
         out = []
         for change in changes:
