@@ -46,6 +46,7 @@ from tests.integration.pipeline.conftest import (
     stop_pipeline,
 )
 from tests.integration.pipeline.test_pipeline import follow, post
+from tests.sse import LiveView, StreamProcess
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +233,40 @@ def test_an_author_crossing_the_threshold_both_ways_amid_chaos_converges(
         argv += ["--user", str(user.id)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_pull_authors_posts_stream_to_their_readers(
+    pulling: Pipeline,
+    reader: Any,
+    client: Any,
+    signup: Any,
+    isolated: Any,
+    tmp_path: Any,
+    cassandra_session: Any,
+):
+    """Issue 18: a pull author's post is in no follower's feed partition, yet it reaches
+    their live stream (the stream re-reads the merged feed, as GET /v1/feed does)."""
+    author = signup()
+    fans = [signup() for _ in range(THRESHOLD + 1)]
+    set_followers(client, author, fans, len(fans))
+    keyspace = isolated.cassandra.keyspace
+    eventually(lambda: _assert(mode(cassandra_session, keyspace, author.id) == ("pull", True)), 60)
+    stream = StreamProcess(tmp_path / "stream.log", **own_env(isolated)).start()
+    view = LiveView(stream.url + "/v1/feed/stream", fans[0].headers, limit=5).open()
+    try:
+        shard = post(client, author, "from a pull author")
+        eventually(lambda: _assert(view.ordered() == [shard]), 30)
+        assert api_feed(reader, fans[0], limit=5) == [shard]
+        assert view.items[shard]["author_handle"] == author.handle
+        resp = client.simulate_delete(f"/v1/shards/{shard}", headers=author.headers)
+        assert resp.status_code == 204, resp.text
+        eventually(lambda: _assert(view.ordered() == []), 30)
+        assert ("delete", {"id": shard}) in view.events
+        assert view.duplicates == []
+    finally:
+        view.close()
+        stream.stop()
+
+
+def _assert(condition: bool) -> None:
+    assert condition
