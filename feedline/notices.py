@@ -5,8 +5,10 @@ A notice says *whose* feed may have changed, never what the feed now holds: a li
 order changes nothing but when the re-read happens. Two kinds cover every way an item
 enters or leaves a home feed:
 
-- ``author A`` -- A's shards changed (one created or deleted): every reader following A,
-  and A (whose own feed holds their shards), may see a different feed;
+- ``author A`` -- A's shards changed (one deleted): every reader following A, and A (whose
+  own feed holds their shards), may see a different feed;
+- ``shard A S MS`` -- A created shard S at MS (epoch ms): the same readers, and enough for a
+  stream to put S on top of a view without re-reading the feed (``feedline.stream``);
 - ``edge F A`` -- F followed or unfollowed A: F's feed may have gained or lost A's shards;
 - ``resync`` -- notices were dropped (more piled up while Redis was away than the
   invalidator keeps): every listener re-reads everything.
@@ -21,6 +23,7 @@ change. The wire format is one line per notice, several per message.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from feedline.cache_keys import PREFIX
 from feedline.errors import BadNotice
@@ -36,6 +39,26 @@ class AuthorNotice:
 
     def line(self) -> str:
         return f"author {self.author_id}"
+
+
+@dataclass(frozen=True)
+class ShardNotice:
+    """``author_id`` created ``shard_id`` at ``created_ms`` (its feed position's time)."""
+
+    author_id: int
+    shard_id: int
+    created_ms: int
+
+    @classmethod
+    def of(cls, author_id: int, shard_id: int, created_at: datetime) -> ShardNotice:
+        """Build from the change event's aware created_at (ms, as the read model keeps it)."""
+        return cls(author_id, shard_id, (created_at - EPOCH) // MS)
+
+    def line(self) -> str:
+        return f"shard {self.author_id} {self.shard_id} {self.created_ms}"
+
+
+EPOCH, MS = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True)
@@ -57,7 +80,7 @@ class Resync:
         return "resync"
 
 
-Notice = AuthorNotice | EdgeNotice | Resync
+Notice = AuthorNotice | ShardNotice | EdgeNotice | Resync
 MAX_LINES = 1_000  # notices per message: a backlog goes out in several
 
 
@@ -84,6 +107,9 @@ def decode(message: bytes | str) -> list[Notice]:
         try:
             if parts[0] == "author" and len(parts) == 2:
                 out.append(AuthorNotice(int(parts[1])))
+                continue
+            if parts[0] == "shard" and len(parts) == 4:
+                out.append(ShardNotice(int(parts[1]), int(parts[2]), int(parts[3])))
                 continue
             if parts[0] == "edge" and len(parts) == 3:
                 out.append(EdgeNotice(int(parts[1]), int(parts[2])))

@@ -90,5 +90,8 @@ PULL = {
 }
 
 
-# The live stream (feedline.stream): every author a reader follows, to route notices.
-STREAM = {"following_ids": _select("following_by_user", ("followee_id",), "user_id = ?")}
+# The live stream (feedline.stream): every author a reader follows and since when, to
+# route notices (and to know which new shards are surely in the reader's feed).
+STREAM = {
+    "following_ids": _select("following_by_user", ("followee_id", "created_at"), "user_id = ?")
+}

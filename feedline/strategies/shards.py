@@ -14,7 +14,7 @@ from typing import Any
 from feedline import cache_keys
 from feedline import statements as st
 from feedline.errors import AdaptError
-from feedline.notices import AuthorNotice
+from feedline.notices import AuthorNotice, ShardNotice
 from feedline.strategies.base import TERMINAL, ChangeEvent, FanOutShard, Plan, PurgeShard
 from feedline.strategies.common import TableStrategy, mutation
 
@@ -55,7 +55,7 @@ class ShardsStrategy(TableStrategy):
             ),
             expansions=(FanOutShard(author, sid, created, lsn),),
             invalidations=_keys(s),
-            notices=(AuthorNotice(author),),
+            notices=(ShardNotice.of(author, sid, created),),
         )
 
     def _update(self, event: ChangeEvent) -> Plan:

@@ -30,7 +30,7 @@ from feedline.readmodel.model import ReadModel
 from feedline.settings import Settings
 from feedline.stream import position
 from feedline.stream.hub import Hub, Listener
-from feedline.stream.listener import HeadReader, Stream
+from feedline.stream.listener import Reader, Stream
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class StreamApp:
         self._db = db
         self.hub = Hub(settings.redis.url)
         self._pool = ThreadPoolExecutor(settings.stream.read_threads, "stream-read")
-        self._heads = HeadReader(reads, self._pool, settings.stream.read_threads)
+        self._rounds = Reader(reads, self._pool, settings.stream.read_threads)
         self._redis: aioredis.Redis | None = None
         self._hub_tasks: list[asyncio.Task] = []
 
@@ -127,6 +127,9 @@ class StreamApp:
                 "status": "ok" if self.hub.subscribed else "degraded",
                 "streams": self.hub.count,
                 "notices_subscribed": self.hub.subscribed,
+                "notices": self.hub.notices,
+                # read rounds, feed heads re-read, new shards sent without a feed read
+                "reads": self._rounds.counts,
             }
             await _json(send, 200, body)
             return
@@ -147,7 +150,7 @@ class StreamApp:
         user_id, valid_s = await self._reader(params, headers.get("authorization"))
         listener = Listener(user_id)
         self.hub.add(listener)  # before the first read: every later notice reaches it
-        stream = Stream(self.hub, self._reads, self._pool, self._heads, listener, view, limit)
+        stream = Stream(self.hub, self._reads, self._pool, self._rounds, listener, view, limit)
         gone = asyncio.create_task(_disconnected(receive, listener))
         loop = asyncio.get_running_loop()
         try:

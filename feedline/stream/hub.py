@@ -42,7 +42,8 @@ class Listener:
 
     def __init__(self, user_id: int):
         self.user_id = user_id
-        self.following: set[int] = set()
+        self.following: dict[int, int | None] = {}  # followee -> followed at (ms; None: unknown)
+        self.offers: list[notices.ShardNotice] = []  # new shards to put on top, if they fit
         self.wake = asyncio.Event()  # something to do (below), or the process is closing
         self.dirty = True  # re-read the feed (a notice concerns it; the first read)
         self.edges: set[int] = set()  # followees whose edge to re-read
@@ -53,6 +54,11 @@ class Listener:
     def notify(self) -> None:
         """Ask the stream to re-read the feed (many notices before it runs: one read)."""
         self.dirty = True
+        self.wake.set()
+
+    def offer(self, shard: notices.ShardNotice) -> None:
+        """Tell the stream of a new shard it may put on top without a read (see Stream)."""
+        self.offers.append(shard)
         self.wake.set()
 
 
@@ -83,15 +89,19 @@ class Hub:
         _discard(self._by_user, listener.user_id, listener)
         for followee in listener.following:
             _discard(self._by_followee, followee, listener)
-        listener.following = set()
+        listener.following = {}
 
-    def follows(self, listener: Listener, followees: set[int], known: set[int]) -> None:
-        """Record that of ``known`` followees, the reader follows exactly ``followees``."""
-        for gone in (listener.following & known) - followees:
+    def follows(
+        self, listener: Listener, followees: dict[int, int | None], known: set[int]
+    ) -> None:
+        """Record that of ``known`` followees, the reader follows exactly ``followees``
+        (followee -> followed at, ms)."""
+        for gone in (listener.following.keys() & known) - followees.keys():
             _discard(self._by_followee, gone, listener)
-        for new in followees - listener.following:
+            del listener.following[gone]
+        for new in followees.keys() - listener.following.keys():
             self._by_followee[new].add(listener)
-        listener.following = (listener.following - known) | followees
+        listener.following.update(followees)
 
     async def heartbeats(self, every_s: float) -> None:
         """Wake every listener for a heartbeat each ``every_s``: one timer for the process,
@@ -117,7 +127,12 @@ class Hub:
             return
         self.notices += len(told)
         for n in told:
-            if isinstance(n, notices.AuthorNotice):
+            if isinstance(n, notices.ShardNotice):
+                for listener in self._by_user.get(n.author_id, ()):
+                    listener.offer(n)
+                for listener in self._by_followee.get(n.author_id, ()):
+                    listener.offer(n)
+            elif isinstance(n, notices.AuthorNotice):
                 for listener in self._by_user.get(n.author_id, ()):
                     listener.notify()
                 for listener in self._by_followee.get(n.author_id, ()):

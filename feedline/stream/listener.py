@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
+from feedline import notices
 from feedline.readmodel import items
+from feedline.readmodel.formats import to_ms
 from feedline.readmodel.model import ReadModel
 from feedline.stream import position
 from feedline.stream.hub import Hub, Listener
@@ -32,37 +34,43 @@ def frame(kind: str, event_id: str, data: bytes) -> bytes:
 
 
 Head = tuple[dict[position.Position, bytes], position.Position | None]
+Row = tuple[int, int, int]  # (created_at ms, shard id, author id): a feed position
 
 
-def read_heads(reads: ReadModel, wanted: list[tuple[int, int]]) -> list[Head]:
+def read_round(
+    reads: ReadModel, wanted: list[tuple[int, int]], rows: list[Row]
+) -> tuple[list[Head], dict[Row, bytes | None]]:
     """Return, for each ``(reader, limit)``, the feed's head as ``GET /v1/feed?limit=``
     shows it (position -> item JSON, newest first) and the floor: the last row read if the
-    feed goes on below it. All at once: ``ReadModel.heads`` per limit, one hydration."""
+    feed goes on below it; and each of ``rows`` as an item (None: its shard is gone). All
+    at once: ``ReadModel.heads`` per limit, then one hydration for everything."""
     pages = {}
     for limit in {limit for _, limit in wanted}:
         readers = [user for user, n in wanted if n == limit]
         for user, page in reads.heads(readers, limit).items():
             pages[(user, limit)] = page
-    rows = [row for page in pages.values() for row in page.rows]
-    objects = reads.objects(items.wanted(rows))
-    out = []
+    every = [row for page in pages.values() for row in page.rows] + rows
+    objects = reads.objects(items.wanted(every))
+    heads = []
     for key in wanted:
         page = pages[key]
         last = page.rows[-1] if page.rows else None
         floor = (last[0], last[1]) if page.next_cursor is not None and last else None
         found = items.hydrate(reads, page.rows, objects)
-        out.append(({(row[0], row[1]): item for row, item in found}, floor))
-    return out
+        heads.append(({(row[0], row[1]): item for row, item in found}, floor))
+    hydrated = dict.fromkeys(rows)
+    hydrated.update(items.hydrate(reads, rows, objects))
+    return heads, hydrated
 
 
-class HeadReader:
-    """Batch the head reads of streams woken together (one notice wakes every follower).
+class Reader:
+    """Batch the reads of streams woken together (one notice wakes every follower).
 
-    A read is queued; a *round* takes everything queued and reads it on the thread pool
-    with ``read_heads``. At most ``rounds`` are in flight: streams woken while they run
-    wait for the next round, which takes them all. One thread and one round trip per
-    round instead of one per stream: less Python, less contention for the GIL, and the
-    new shard hydrated once for all its readers.
+    A read (a feed's head, or a new shard as an item) is queued; a *round* takes
+    everything queued and reads it on the thread pool with ``read_round``. At most
+    ``rounds`` are in flight: streams woken while they run wait for the next round, which
+    takes them all. One thread and one round trip per round instead of one per stream:
+    less Python, less contention for the GIL, and a new shard hydrated once for all.
     """
 
     def __init__(self, reads: ReadModel, pool: Executor, rounds: int):
@@ -70,13 +78,20 @@ class HeadReader:
         self._pool = pool
         self._rounds = rounds
         self._running = 0
-        self._queue: list[tuple[int, int, asyncio.Future[Head]]] = []
+        self._queue: list[tuple[tuple[int, int] | Row, asyncio.Future]] = []
         self._tasks: set[asyncio.Task] = set()  # rounds in flight (the loop keeps weak refs)
+        self.counts = {"rounds": 0, "heads": 0, "items": 0}  # for /health
 
     async def head(self, user_id: int, limit: int) -> Head:
+        return await self._ask((user_id, limit))
+
+    async def item(self, row: Row) -> bytes | None:
+        return await self._ask(row)
+
+    async def _ask(self, request: tuple[int, int] | Row) -> Any:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Head] = loop.create_future()
-        self._queue.append((user_id, limit, future))
+        future = loop.create_future()
+        self._queue.append((request, future))
         if self._running < self._rounds:
             self._running += 1
             task = loop.create_task(self._round())
@@ -89,26 +104,60 @@ class HeadReader:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                wanted = [(user, limit) for user, limit, _ in batch]
+                wanted = [r for r, _ in batch if len(r) == 2]
+                rows = [r for r, _ in batch if len(r) == 3]
+                self.counts["rounds"] += 1
+                self.counts["heads"] += len(wanted)
+                self.counts["items"] += len(rows)
                 try:
-                    heads = await loop.run_in_executor(self._pool, read_heads, self._reads, wanted)
+                    heads, hydrated = await loop.run_in_executor(
+                        self._pool, read_round, self._reads, wanted, rows
+                    )
                 except Exception as exc:  # each stream decides (DependencyUnavailable: ends)
-                    for *_, future in batch:
+                    for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (*_, future), head in zip(batch, heads, strict=True):
+                answers = iter(heads)
+                for request, future in batch:
+                    answer = next(answers) if len(request) == 2 else hydrated[request]
                     if not future.done():
-                        future.set_result(head)
+                        future.set_result(answer)
         finally:
             self._running -= 1
 
 
-def read_following(reads: ReadModel, user_id: int, only: set[int] | None) -> set[int]:
-    """Return whom the reader follows: everyone, or which of ``only``."""
+def read_following(reads: ReadModel, user_id: int, only: set[int] | None) -> dict[int, int | None]:
+    """Return whom the reader follows (everyone, or which of ``only``) and since when (ms)."""
     if only is None:
-        return {r.followee_id for r in reads.store.rows("following_ids", user_id)}
-    return {r.followee_id for r in reads.store.rows("following_in", user_id, sorted(only))}
+        found = reads.store.rows("following_ids", user_id)
+    else:
+        found = reads.store.rows("following_in", user_id, sorted(only))
+    return {r.followee_id: None if r.created_at is None else to_ms(r.created_at) for r in found}
+
+
+def on_top(
+    view: tuple[position.Position, ...],
+    shard: notices.ShardNotice,
+    reader: int,
+    following: dict[int, int | None],
+) -> bool:
+    """Return True if a new shard surely is the newest item of the reader's feed now, so a
+    stream may put it on top of ``view`` (a view equal to the feed's head) without a read.
+
+    True when: the reader wrote it, or follows its author since before it was created (so
+    its fan-out, done before the notice, wrote it into the reader's feed, or a pull
+    author's merge shows it); and it sorts above everything in the view (nothing newer is
+    in the feed). Anything else (an older shard, a replayed notice, a follow younger than
+    the shard, whose window the read model decides) takes the read.
+    """
+    at = (shard.created_ms, shard.shard_id)
+    if view and at <= view[0]:
+        return False
+    if shard.author_id == reader:
+        return True
+    followed = following.get(shard.author_id)
+    return followed is not None and followed <= shard.created_ms
 
 
 class Stream:
@@ -119,7 +168,7 @@ class Stream:
         hub: Hub,
         reads: ReadModel,
         pool: Executor,
-        heads: HeadReader,
+        reader: Reader,
         listener: Listener,
         view: tuple[position.Position, ...],
         limit: int,
@@ -127,7 +176,7 @@ class Stream:
         self._hub = hub
         self._reads = reads
         self._pool = pool
-        self._heads = heads
+        self._reader = reader
         self._listener = listener
         self._view = view
         self._limit = limit
@@ -151,12 +200,47 @@ class Stream:
             if listener.beat:  # the hub's tick (Hub.heartbeats): no timer per stream
                 listener.beat = False
                 yield b": heartbeat\n\n"
+            if listener.offers and not listener.dirty:
+                chunk = await self._put_on_top()  # or, if they do not all fit, read
+                if chunk:
+                    yield chunk
             if listener.dirty:
                 listener.dirty = False
+                listener.offers.clear()  # the read after them covers them
                 await self._refresh_following()
                 chunk = await self._catch_up()
                 if chunk:
                     yield chunk
+
+    async def _put_on_top(self) -> bytes:
+        """Send new shards as items without reading the feed, if each is ``on_top``;
+        otherwise mark the stream dirty (a read follows at once)."""
+        listener = self._listener
+        offers = sorted(dict.fromkeys(listener.offers), key=lambda n: (n.created_ms, n.shard_id))
+        listener.offers.clear()
+        view = self._view
+        fits = []
+        for shard in offers:
+            if (shard.created_ms, shard.shard_id) in view:
+                continue  # a replayed notice
+            if not on_top(view, shard, listener.user_id, listener.following):
+                listener.dirty = True
+                return b""
+            fits.append(shard)
+            view = ((shard.created_ms, shard.shard_id), *view)[: self._limit]
+        out = []
+        for shard in fits:
+            row = (shard.created_ms, shard.shard_id, shard.author_id)
+            item = await self._reader.item(row)
+            if listener.dirty:  # a notice came meanwhile: the read will decide
+                return b"".join(out)
+            if item is None:
+                continue  # deleted already: its purge's notice follows
+            at = (shard.created_ms, shard.shard_id)
+            self._view = (at, *self._view)[: self._limit]
+            out.append(frame("item", position.encode(self._view, self._limit), item))
+        self.sent += len(out)
+        return b"".join(out)
 
     async def _refresh_following(self) -> None:
         listener = self._listener
@@ -171,7 +255,7 @@ class Stream:
             self._hub.follows(listener, found, named)
 
     async def _catch_up(self) -> bytes:
-        head, floor = await self._heads.head(self._listener.user_id, self._limit)
+        head, floor = await self._reader.head(self._listener.user_id, self._limit)
         changes, self._view = position.diff(self._view, tuple(head), floor, self._limit)
         out = []
         for change in changes:

@@ -65,8 +65,10 @@ def test_items_arrive_as_the_feed_shows_them_and_leave_on_delete_and_unfollow(
     try:
         assert view.status == 200
         settled(client, reader, view, [first])
+        without_read = stream.health()["reads"]["items"]
         second = post(client, author, "while streaming")
         settled(client, reader, view, [second, first])
+        assert stream.health()["reads"]["items"] > without_read  # on top, no feed read
         page = client.simulate_get("/v1/feed", params={"limit": 5}, headers=reader.headers)
         assert view.items[second] == page.json["items"][0]  # the same JSON, byte for byte
         delete(client, author, first)

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 
 from feedline.errors import AdaptError
-from feedline.notices import AuthorNotice, EdgeNotice
+from feedline.notices import AuthorNotice, EdgeNotice, ShardNotice
+from feedline.readmodel.formats import to_ms
 from feedline.strategies.base import (
     TERMINAL,
     Backfill,
@@ -78,7 +79,7 @@ def test_shards_create_writes_rows_author_feed_and_fans_out(op):
         ),
         expansions=(FanOutShard(author_id=1, shard_id=10, created_at=T0, lsn=L),),
         invalidations=SHARD_KEYS,
-        notices=(AuthorNotice(1),),  # live streams of the author and their followers
+        notices=(ShardNotice(1, 10, to_ms(T0.replace(tzinfo=None))),),  # live streams
     )
 
 

@@ -27,3 +27,15 @@ def test_a_backlog_goes_out_in_bounded_messages():
 def test_anything_else_is_bad(message):
     with pytest.raises(BadNotice):
         notices.decode(message)
+
+
+def test_a_shard_notice_carries_the_feed_positions_time_in_ms():
+    from datetime import UTC, datetime
+
+    from feedline.notices import ShardNotice
+    from feedline.readmodel.formats import to_ms
+
+    at = datetime(2026, 11, 30, 12, 0, 0, 123_999, tzinfo=UTC)  # ms truncated, as Cassandra
+    told = ShardNotice.of(7, 9, at)
+    assert told.created_ms == to_ms(at.replace(tzinfo=None))
+    assert notices.decode(notices.encode([told])) == [told]
