@@ -141,7 +141,7 @@ METHOD = """\
   own port. *Delivery*: `stream_clients` users (each following `stream_follows` others,
   seeded by SQL and applied by the bench pipeline first) hold one stream each while their
   posts go through the API at each of `stream_rates` (open loop, authors in turn). A child
-  subscribed to the notice channel notes when each `author A` notice arrives (published
+  subscribed to the notice channel notes when each `shard A S MS` notice arrives (published
   once the post's writes and cache deletes are done): notice -> `item` event is the
   stream's share (goal p99 <= 100 ms), API 2xx -> event end to end, 2xx -> notice (the
   pipeline's share) the baseline; every delivery is checked (missing, repeated; an item

@@ -10,7 +10,7 @@ A ``Fleet`` runs these clients in a child process (spawned: the bench process ho
 driver threads) and is driven over a pipe, so the load generator's threads never delay a
 client's timestamps, and the client's own CPU can be reported (is it the bottleneck?).
 ``Notices`` is a second small child: subscribed to the pipeline's notice channel, it notes
-when each ``author A`` notice arrived.
+when each ``shard A S MS`` notice (A posted S) arrived.
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def _notices_main(conn: Connection, redis_url: str, channel: str) -> None:
         now = time.monotonic()
         for line in message["data"].split(b"\n"):
             parts = line.split()
-            if len(parts) == 2 and parts[0] == b"author":
+            if parts[:1] == [b"shard"] and len(parts) == 4:  # "shard A S MS": A posted S
                 seen.append((int(parts[1]), now))
     conn.recv()
     conn.send(seen)
@@ -332,7 +332,7 @@ def _notices_main(conn: Connection, redis_url: str, channel: str) -> None:
 
 
 class Notices:
-    """Note when each ``author A`` notice arrives on the notice channel, in a child process."""
+    """Note when each ``shard A S MS`` notice arrives on the notice channel, in a child process."""
 
     def __init__(self, redis_url: str, channel: str):
         ctx = multiprocessing.get_context("spawn")

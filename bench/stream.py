@@ -9,7 +9,7 @@ Delivery: ``stream_clients`` users (each following ``stream_follows`` others of 
 seeded in PostgreSQL and applied by the bench pipeline before anything is measured) each
 hold one stream while their posts go through the bench API at each of ``stream_rates``
 (open loop, authors in turn, so an author posts at most once every N / rate seconds). A
-second child process subscribed to the notice channel notes when each ``author A`` notice
+second child process subscribed to the notice channel notes when each ``shard A S MS`` notice
 arrives (the pipeline publishes it once the post's Cassandra writes and cache deletes are
 done). For every ``item`` event a client gets for one of those posts: notice -> event (the
 stream's share; goal p99 <= 100 ms) and API 2xx -> event (end to end), beside 2xx ->
