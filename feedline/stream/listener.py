@@ -6,8 +6,9 @@ feed exactly as ``GET /v1/feed?limit=<limit>`` does (``ReadModel.heads``, i.e. `
 ``readmodel.items.hydrate``: same windows, same merge of pull authors, same hydration) and
 send ``position.diff`` of the client's view against it. Notices arriving meanwhile set the
 wake-up again, so a burst costs one more read, not one per notice. The blocking reads run on
-the process's thread pool, batched across the streams woken together (``HeadReader``); the
-event loop only routes and writes.
+the process's thread pool, batched across the streams woken together (``Reader``); the
+event loop only routes and writes. A new shard that surely tops the reader's feed
+(``on_top``) is the exception: it is sent without re-reading the feed.
 """
 
 from __future__ import annotations
