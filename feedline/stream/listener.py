@@ -249,7 +249,7 @@ class Stream:
             listener.reload = False
             listener.edges.clear()
             found = await self._run(read_following, self._reads, listener.user_id, None)
-            self._hub.follows(listener, found, listener.following | found)
+            self._hub.follows(listener, found, set(listener.following) | set(found))
         elif listener.edges:
             named, listener.edges = listener.edges, set()
             found = await self._run(read_following, self._reads, listener.user_id, named)
