@@ -27,11 +27,18 @@ def key(ticket: str) -> str:
     return f"{PREFIX}ticket:{hashlib.sha256(ticket.encode()).hexdigest()}"
 
 
-def user_of(value: bytes | None) -> int | None:
-    """Return the user a redeemed ticket names (None: unknown, expired or used)."""
-    if value is None:
+def value(user_id: int, token_digest: bytes) -> str:
+    """Return what a ticket stores: its user, and the hash of the token that asked for it
+    (a stream opened with the ticket ends when that token is revoked)."""
+    return f"{user_id}:{token_digest.hex()}"
+
+
+def user_of(stored: bytes | None) -> tuple[int, str] | None:
+    """Return (user, token hash hex) of a redeemed ticket (None: unknown, expired or used)."""
+    if stored is None:
         return None
+    user, _, digest = stored.decode(errors="replace").partition(":")
     try:
-        return int(value)
+        return int(user), digest
     except ValueError:
         return None

@@ -41,8 +41,11 @@ class StreamTickets:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         ticket = tickets.new()
+        token = auth.bearer_token(req.get_header("Authorization"))
+        assert token is not None  # the route is protected: AuthMiddleware checked it
+        stored = tickets.value(auth.caller(req), auth.hash_token(token))
         try:
-            self._redis().set(tickets.key(ticket), auth.caller(req), ex=tickets.TTL_S)
+            self._redis().set(tickets.key(ticket), stored, ex=tickets.TTL_S)
         except redis.RedisError as exc:
             raise DependencyUnavailable("redis", "cannot store the ticket") from exc
         expires_at = datetime.now(UTC) + timedelta(seconds=tickets.TTL_S)

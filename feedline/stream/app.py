@@ -25,7 +25,7 @@ from redis.exceptions import RedisError
 from feedline import tickets
 from feedline.db import Database
 from feedline.errors import BadCursor, DependencyUnavailable
-from feedline.http.auth import bearer_token, user_for_token
+from feedline.http.auth import bearer_token, hash_token, user_for_token
 from feedline.readmodel.model import ReadModel
 from feedline.settings import Settings
 from feedline.stream import position
@@ -147,8 +147,8 @@ class StreamApp:
             raise HttpError(503, "Service unavailable", "This stream is stopping.", 1)
         if self.hub.count >= self._settings.max_connections:
             raise HttpError(503, "Service unavailable", "Too many streams here.", 1)
-        user_id, valid_s = await self._reader(params, headers.get("authorization"))
-        listener = Listener(user_id)
+        user_id, token, valid_s = await self._reader(params, headers.get("authorization"))
+        listener = Listener(user_id, token)
         self.hub.add(listener)  # before the first read: every later notice reaches it
         stream = Stream(self.hub, self._reads, self._pool, self._rounds, listener, view, limit)
         gone = asyncio.create_task(_disconnected(receive, listener))
@@ -191,9 +191,12 @@ class StreamApp:
             raise HttpError(400, "Bad limit", f"This position is for limit={held}.")
         return view, held
 
-    async def _reader(self, params: dict[str, str], authorization: str | None) -> tuple[int, float]:
-        """Return the reader and for how long (s) their credentials hold: a bearer token's
-        user until it expires, else a ticket's (redeemed once) for max_age_s."""
+    async def _reader(
+        self, params: dict[str, str], authorization: str | None
+    ) -> tuple[int, str, float]:
+        """Return the reader, their token's hash (hex) and for how long (s) it holds: a
+        bearer token's user until it expires, else a ticket's (redeemed once) for
+        max_age_s; a revocation of that token ends the stream before (``Hub.revoke``)."""
         token = bearer_token(authorization)
         if token is not None:
             loop = asyncio.get_running_loop()
@@ -205,7 +208,7 @@ class StreamApp:
                 raise HttpError(503, "Service unavailable", "Cannot check the token.", 1) from exc
             if found is None:
                 raise HttpError(401, "Unauthorized", "The bearer token is not valid.")
-            return found
+            return found[0], hash_token(token).hex(), found[1]
         ticket = params.get("ticket")
         if ticket is None:
             raise HttpError(
@@ -213,12 +216,12 @@ class StreamApp:
             )
         assert self._redis is not None
         try:
-            user_id = tickets.user_of(await self._redis.getdel(tickets.key(ticket)))
+            redeemed = tickets.user_of(await self._redis.getdel(tickets.key(ticket)))
         except RedisError as exc:
             raise HttpError(503, "Service unavailable", "Cannot check the ticket.", 1) from exc
-        if user_id is None:
+        if redeemed is None:
             raise HttpError(401, "Unauthorized", "The ticket is unknown, used or expired.")
-        return user_id, float(self._settings.max_age_s)
+        return redeemed[0], redeemed[1], float(self._settings.max_age_s)
 
 
 def _params(scope: dict[str, Any]) -> dict[str, str]:

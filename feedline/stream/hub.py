@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from feedline import notices
 from feedline.errors import BadNotice
+from feedline.http import revocations
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,10 @@ BACKOFF_S, BACKOFF_MAX_S = 0.2, 5.0
 class Listener:
     """One open stream's routing state: its reader, whom they follow, and what to redo."""
 
-    def __init__(self, user_id: int):
+    def __init__(self, user_id: int, token: str = ""):
         self.user_id = user_id
+        self.token = token  # sha256 hex of the bearer token it was opened with (or its ticket's)
+        self.revoked = False  # that token was revoked, or the account deleted: end the stream
         self.following: dict[int, int | None] = {}  # followee -> followed at (ms; None: unknown)
         self.offers: list[notices.ShardNotice] = []  # new shards to put on top, if they fit
         self.wake = asyncio.Event()  # something to do (below), or the process is closing
@@ -118,6 +121,17 @@ class Hub:
         for listener in self.listeners():
             listener.wake.set()
 
+    def revoke(self, message: bytes) -> None:
+        """End the streams of a revoked token (``t:<sha256 hex>``) or of a deleted account
+        (``u:<id>``): the API's broadcast (``feedline.http.revocations``)."""
+        kind, _, what = message.decode(errors="replace").partition(":")
+        for listener in self.listeners():
+            if (kind == "t" and listener.token == what) or (
+                kind == "u" and str(listener.user_id) == what
+            ):
+                listener.revoked = True
+                listener.wake.set()
+
     def route(self, message: bytes) -> None:
         """Mark the listeners a notice message concerns (an unreadable message is skipped)."""
         try:
@@ -158,14 +172,18 @@ class Hub:
             )
             pubsub = client.pubsub()
             try:
-                await pubsub.subscribe(notices.CHANNEL)
+                await pubsub.subscribe(notices.CHANNEL, revocations.CHANNEL)
                 self.subscribed = True
                 delay = BACKOFF_S
                 if missed:
                     logger.warning("notice subscription back: every stream re-reads its feed")
                     self._reload_all()
                 async for message in pubsub.listen():
-                    if message["type"] == "message":
+                    if message["type"] != "message":
+                        continue
+                    if message["channel"] == revocations.CHANNEL.encode():
+                        self.revoke(message["data"])
+                    else:
                         self.route(message["data"])
             except (RedisError, OSError) as exc:
                 if not missed or self.subscribed:

@@ -195,7 +195,7 @@ class Stream:
         listener.notify()  # the first pass reads whom they follow and the feed
         while True:
             await listener.wake.wait()
-            if self._hub.closing or listener.gone:
+            if self._hub.closing or listener.gone or listener.revoked:
                 return
             listener.wake.clear()
             if listener.beat:  # the hub's tick (Hub.heartbeats): no timer per stream

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.http.conftest import PASSWORD
 from tests.integration.stream.conftest import ApiUser, feed_ids
 from tests.sse import LiveView, StreamProcess, wait
 
@@ -221,6 +222,29 @@ def test_a_stream_ends_at_its_maximum_age_and_resumes(client, signup, pipeline, 
     finally:
         view.close()
         server.stop()
+
+
+def test_a_revoked_token_ends_its_streams_at_once(client, signup, stream: StreamProcess):
+    """Logging out (the API's revocation broadcast) ends the streams opened with that token,
+    by bearer or by a ticket it asked for; another token of the same user keeps streaming."""
+    reader = signup()
+    other = client.simulate_post(
+        "/v1/sessions", json={"handle": reader.handle, "password": PASSWORD}
+    ).json["token"]
+    ticket = client.simulate_post("/v1/stream-tickets", headers=reader.headers).json["ticket"]
+    by_bearer = LiveView(stream.url + PATH, reader.headers).open()
+    by_ticket = LiveView(stream.url + PATH, {}, query=f"ticket={ticket}").open()
+    kept = LiveView(stream.url + PATH, {"Authorization": f"Bearer {other}"}).open()
+    try:
+        assert (by_bearer.status, by_ticket.status, kept.status) == (200, 200, 200)
+        resp = client.simulate_delete("/v1/sessions/current", headers=reader.headers)
+        assert resp.status_code == 204, resp.text
+        assert by_bearer.ended.wait(5), "the bearer stream outlived its token"
+        assert by_ticket.ended.wait(5), "the ticket stream outlived the token behind it"
+        assert not kept.ended.wait(1.5)
+    finally:
+        for view in (by_bearer, by_ticket, kept):
+            view.close()
 
 
 def test_sigterm_ends_every_stream_cleanly(client, signup, pipeline, tmp_path):
