@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,11 +24,7 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.integration.pipeline.conftest import free_port
 
 
 class StreamProcess:

@@ -181,7 +181,6 @@ class Stream:
         self._listener = listener
         self._view = view
         self._limit = limit
-        self.sent = 0
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -240,7 +239,6 @@ class Stream:
             at = (shard.created_ms, shard.shard_id)
             self._view = (at, *self._view)[: self._limit]
             out.append(frame("item", position.encode(self._view, self._limit), item))
-        self.sent += len(out)
         return b"".join(out)
 
     async def _refresh_following(self) -> None:
@@ -266,5 +264,4 @@ class Stream:
             else:
                 data = b'{"id":%d}' % change.position[1]
                 out.append(frame("delete", event_id, data))
-        self.sent += len(out)
         return b"".join(out)
