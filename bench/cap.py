@@ -67,7 +67,7 @@ def run(ctx: Ctx) -> tuple[list[Figure], dict]:
     cap = settings.pipeline.feed_max
     posts = ctx.sizes.cap_posts_x * cap
     window = settings.reads.window + 1  # the web loads its 100-row window plus one
-    log = LogWatch(Layout(settings.stack.var_dir).log("cassandra"))
+    log = LogWatch(Layout.of(settings.stack).log("cassandra"))
     users = seed.create_users(settings, f"b{env.run_id}c", 1 + AUTHORS)
     reader, authors = users[0].id, [u.id for u in users[1:]]
     cluster, session = cassandra.connect(settings.cassandra)

@@ -174,7 +174,7 @@ def machine(settings: Any) -> dict[str, Any]:
         )
     }
     versions["python"] = platform.python_version()
-    lib = settings.stack.var_dir / "lib"
+    lib = settings.stack.lib_dir
     for name, pattern in (
         ("kafka", r"kafka_2\.13-(.+)\.jar"),
         ("debezium", r"debezium-connector-postgres-(.+)\.jar"),

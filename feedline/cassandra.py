@@ -113,14 +113,14 @@ _ROW_TYPES: dict[tuple[str, ...], Any] = {}
 def connect(
     settings: CassandraSettings, request_timeout: float = 10.0, use_keyspace: bool = True
 ) -> tuple[Cluster, Session]:
-    """Open a session with token-aware routing and QUORUM-local writes.
+    """Open a session with token-aware routing at the settings' consistency level.
 
     The session is on the settings' keyspace unless ``use_keyspace`` is False (migrations,
     which may have to create it). A failed connect shuts its cluster's threads down.
     """
     profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(settings.local_dc or None)),
+        consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
         request_timeout=request_timeout,
         row_factory=named_rows,
     )

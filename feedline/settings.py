@@ -24,12 +24,55 @@ DEV_PG_REPLICATION_PASSWORD = "feedline-replication-dev"  # noqa: S105 (dev only
 MIN_SECRET_BYTES = 32
 
 
+# What each topology of the local stack changes from the single-node defaults. The cluster
+# puts three Cassandra nodes, three Kafka brokers and two Connect workers on 127.0.0.2-4
+# (each node on the standard ports of its own loopback address), and its PostgreSQL and
+# Redis on other ports, so it can run beside a single-node stack. An explicit FEEDLINE_*
+# variable still wins over these.
+TOPOLOGIES: dict[str, dict[str, str]] = {
+    "single": {},
+    "cluster": {
+        "FEEDLINE_CASSANDRA_HOSTS": "127.0.0.2,127.0.0.3,127.0.0.4",
+        "FEEDLINE_CASSANDRA_REPLICATION": "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}",
+        "FEEDLINE_CASSANDRA_LOCAL_DC": "datacenter1",
+        "FEEDLINE_CASSANDRA_HEAP": "512M",
+        "FEEDLINE_CASSANDRA_JMX_PORT": "7299",
+        # Replicas make the periodic commit log safe: a write is acknowledged by two of
+        # three nodes, and one node's lost tail comes back from the others.
+        "FEEDLINE_CASSANDRA_COMMITLOG": "periodic",
+        "FEEDLINE_KAFKA_BOOTSTRAP": "127.0.0.2:9092,127.0.0.3:9092,127.0.0.4:9092",
+        "FEEDLINE_TOPIC_REPLICATION": "3",
+        "FEEDLINE_TOPIC_MIN_ISR": "2",
+        # The pipeline's group session must outlast the failover of its coordinator's
+        # broker (fenced after 3 s, then found again): at 6 s it lost its partitions.
+        "FEEDLINE_KAFKA_SESSION_TIMEOUT_MS": "10000",
+        "FEEDLINE_CONNECT_URL": "http://127.0.0.2:8083,http://127.0.0.3:8083",
+        "FEEDLINE_PG_PORT": "5433",
+        "FEEDLINE_REDIS_URL": "redis://127.0.0.1:6380/0",
+    },
+}
+
+
+def _topology() -> str:
+    name = os.environ.get("FEEDLINE_TOPOLOGY") or "single"
+    if name not in TOPOLOGIES:
+        raise ConfigError(f"FEEDLINE_TOPOLOGY must be one of {', '.join(TOPOLOGIES)}, got {name!r}")
+    return name
+
+
+def _raw(name: str) -> str | None:
+    """The variable's value, else the topology's default for it, else None."""
+    value = os.environ.get(name)
+    return value if value is not None else TOPOLOGIES[_topology()].get(name)
+
+
 def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+    raw = _raw(name)
+    return default if raw is None else raw
 
 
 def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None or raw == "":
         return default
     try:
@@ -39,7 +82,7 @@ def _int(name: str, default: int) -> int:
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None or raw == "":
         return default
     try:
@@ -56,6 +99,30 @@ def _rate(name: str, default: str) -> str:
     raw = _env(name, default)
     if not all(_RATE_ITEM.fullmatch(item) for item in raw.split(";")):
         raise ConfigError(f"{name} must look like 10/minute or 10/minute;100/hour, got {raw!r}")
+    return raw
+
+
+def _list(name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated values, blanks dropped."""
+    return tuple(i.strip() for i in _env(name, default).split(",") if i.strip())
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices``; the first is the default."""
+    raw = _env(name, choices[0])
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+# The levels one setting can use for both reads and writes (CassandraSettings.consistency).
+CONSISTENCY_LEVELS = ("LOCAL_QUORUM", "QUORUM", "ALL", "ONE", "LOCAL_ONE")
+
+
+def _consistency(name: str, default: str) -> str:
+    raw = _env(name, default).upper()
+    if raw not in CONSISTENCY_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(CONSISTENCY_LEVELS)}, got {raw!r}")
     return raw
 
 
@@ -111,6 +178,9 @@ class KafkaSettings:
     topic_prefix: str = "feedline"
     partitions: int = 6
     replication_factor: int = 1
+    # With acks=all (Connect's source producers and the dead-letter producer), a write is
+    # acknowledged once this many replicas have it: 2 of 3 survives the loss of a broker.
+    min_insync_replicas: int = 1
     retention_ms: int = 7 * 24 * 3600 * 1000
     group_id: str = "feedline-pipeline"
     dlq_topic: str = "feedline.dlq"
@@ -122,7 +192,9 @@ class KafkaSettings:
 
 @dataclass(frozen=True)
 class ConnectSettings:
-    url: str = "http://127.0.0.1:8083"
+    # Every worker's REST URL: any of them answers for the group (a worker forwards writes
+    # to the leader), so tools try them in order and carry on when one is down.
+    urls: tuple[str, ...] = ("http://127.0.0.1:8083",)
     connector_name: str = "feedline-postgres"
     slot_name: str = "feedline_slot"
     # Created by migrations/postgres/0001_init.sql, so it is fixed rather than a setting.
@@ -136,6 +208,13 @@ class CassandraSettings:
     port: int = 9042
     keyspace: str = "feedline"
     replication: str = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    # Reads and writes of the read model: LOCAL_QUORUM is one replica at RF 1 and two of
+    # three at RF 3, where a write at quorum followed by a read at quorum always meets it
+    # (2 + 2 > 3). ONE or LOCAL_ONE would read a replica the write may not have reached.
+    consistency: str = "LOCAL_QUORUM"
+    # The data centre whose nodes serve requests (token-aware within it); empty: the
+    # driver takes the first contact point's, with a warning.
+    local_dc: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +226,9 @@ class RedisSettings:
 class StackSettings:
     """Where the no-Docker launcher keeps data, logs and downloads, and the JVM heaps."""
 
+    topology: str = "single"
     var_dir: Path = ROOT / "var"
+    lib_dir: Path = ROOT / "var" / "lib"  # downloaded jars: a cache shared by topologies
     m2_repo: Path = Path.home() / ".m2" / "repository"
     java_home: str = "/usr/lib/jvm/java-17-openjdk-amd64"
     kafka_heap: str = "512m"
@@ -156,7 +237,10 @@ class StackSettings:
     kafka_controller_port: int = 9093
     start_timeout_s: float = 120.0
     cassandra_storage_port: int = 7000
-    cassandra_jmx_port: int = 7199
+    cassandra_jmx_port: int = 7199  # the first node's; the next ones add 100 each
+    # group: an acknowledged write is on disk (one node has no replica to cover a crash);
+    # periodic: fsync every 10 s, safe only with replicas (the cluster).
+    cassandra_commitlog: str = "group"
 
 
 @dataclass(frozen=True)
@@ -420,7 +504,10 @@ def _loopback(host: str) -> bool:
 
 def load() -> Settings:
     """Build the settings from the environment (FEEDLINE_* variables)."""
-    var_dir = Path(_env("FEEDLINE_VAR_DIR", str(ROOT / "var"))).resolve()
+    topology = _topology()
+    root_var = Path(_env("FEEDLINE_VAR_DIR", str(ROOT / "var"))).resolve()
+    # A cluster keeps its data, logs and pid files apart from the single-node stack's.
+    var_dir = root_var if topology == "single" else root_var / topology
     env = _env("FEEDLINE_ENV", "development")
     if env not in ("development", "production"):
         raise ConfigError(f"FEEDLINE_ENV must be development or production, got {env!r}")
@@ -447,29 +534,34 @@ def load() -> Settings:
             topic_prefix=_env("FEEDLINE_TOPIC_PREFIX", "feedline"),
             partitions=_int("FEEDLINE_TOPIC_PARTITIONS", 6),
             replication_factor=_int("FEEDLINE_TOPIC_REPLICATION", 1),
+            min_insync_replicas=_int("FEEDLINE_TOPIC_MIN_ISR", 1),
             retention_ms=_int("FEEDLINE_TOPIC_RETENTION_MS", 7 * 24 * 3600 * 1000),
             group_id=_env("FEEDLINE_KAFKA_GROUP", "feedline-pipeline"),
             dlq_topic=_env("FEEDLINE_DLQ_TOPIC", "feedline.dlq"),
             session_timeout_ms=_int("FEEDLINE_KAFKA_SESSION_TIMEOUT_MS", 6000),
         ),
         connect=ConnectSettings(
-            url=_env("FEEDLINE_CONNECT_URL", "http://127.0.0.1:8083"),
+            urls=_list("FEEDLINE_CONNECT_URL", "http://127.0.0.1:8083"),
             connector_name=_env("FEEDLINE_CONNECTOR_NAME", "feedline-postgres"),
             slot_name=_env("FEEDLINE_SLOT_NAME", "feedline_slot"),
             poll_interval_ms=_int("FEEDLINE_CONNECT_POLL_MS", 50),
         ),
         cassandra=CassandraSettings(
-            hosts=tuple(h for h in _env("FEEDLINE_CASSANDRA_HOSTS", "127.0.0.1").split(",") if h),
+            hosts=_list("FEEDLINE_CASSANDRA_HOSTS", "127.0.0.1"),
             port=_int("FEEDLINE_CASSANDRA_PORT", 9042),
             keyspace=_env("FEEDLINE_CASSANDRA_KEYSPACE", "feedline"),
             replication=_env(
                 "FEEDLINE_CASSANDRA_REPLICATION",
                 "{'class': 'SimpleStrategy', 'replication_factor': 1}",
             ),
+            consistency=_consistency("FEEDLINE_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
+            local_dc=_env("FEEDLINE_CASSANDRA_LOCAL_DC", ""),
         ),
         redis=RedisSettings(url=_env("FEEDLINE_REDIS_URL", "redis://127.0.0.1:6379/0")),
         stack=StackSettings(
+            topology=topology,
             var_dir=var_dir,
+            lib_dir=root_var / "lib",
             m2_repo=Path(_env("FEEDLINE_M2_REPO", str(Path.home() / ".m2" / "repository"))),
             java_home=_env("FEEDLINE_JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64"),
             kafka_heap=_env("FEEDLINE_KAFKA_HEAP", "512m"),
@@ -479,6 +571,7 @@ def load() -> Settings:
             start_timeout_s=_float("FEEDLINE_START_TIMEOUT_S", 120.0),
             cassandra_storage_port=_int("FEEDLINE_CASSANDRA_STORAGE_PORT", 7000),
             cassandra_jmx_port=_int("FEEDLINE_CASSANDRA_JMX_PORT", 7199),
+            cassandra_commitlog=_choice("FEEDLINE_CASSANDRA_COMMITLOG", ("group", "periodic")),
         ),
         web=WebSettings(
             host=_env("FEEDLINE_WEB_HOST", "127.0.0.1"),

@@ -35,7 +35,20 @@ for _rule, _limit in (("SIGNUP", "600/minute"), ("LOGIN", "600/minute"),
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests that break the stack after everything else: first the failure suite
-    (it kills and restarts services), then the stack lifecycle module (stops the stack)."""
+    (it kills and restarts services), then the stack lifecycle module (stops the stack).
+
+    The suite runs against one topology (``FEEDLINE_TOPOLOGY``): tests marked ``cluster``
+    need the replicated one (``make test-cluster``), every other test the single node's.
+    """
+    cluster = load().stack.topology == "cluster"
+    skip = pytest.mark.skip(
+        reason="the single-node topology's test (make test)"
+        if cluster
+        else "needs the replicated cluster (make test-cluster)"
+    )
+    for item in items:
+        if ("cluster" in item.keywords) != cluster:
+            item.add_marker(skip)
     last = [i for i in items if i.module.__name__.endswith("test_stack_lifecycle")]
     failure = [i for i in items if i.module.__name__.startswith("tests.failure.") and i not in last]
     items[:] = [i for i in items if i not in last and i not in failure] + failure + last

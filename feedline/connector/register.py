@@ -15,24 +15,37 @@ from feedline.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def _call(method: str, url: str, body: dict | None = None, timeout: float = 5.0):
+def _call(
+    settings: Settings, method: str, path: str, body: dict | None = None, timeout: float = 5.0
+):
+    """Call ``path`` on the first worker that answers (any worker serves the group's REST
+    API and forwards writes to the leader): a dead worker must not stop the tools."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (settings URL)
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
-        raw = resp.read()
-    return json.loads(raw) if raw else None
+    error: OSError | None = None
+    for base in settings.connect.urls:
+        req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method)  # noqa: S310
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                raw = resp.read()
+        except urllib.error.HTTPError:
+            raise  # the worker answered
+        except OSError as exc:  # refused, reset, timed out: try the next worker
+            error = exc
+            continue
+        return json.loads(raw) if raw else None
+    raise error or OSError("no Kafka Connect URL configured")
 
 
-def connector_url(settings: Settings) -> str:
-    return f"{settings.connect.url.rstrip('/')}/connectors/{settings.connect.connector_name}"
+def connector_path(settings: Settings) -> str:
+    return f"/connectors/{settings.connect.connector_name}"
 
 
 # What names the database login in the connector's configuration.
 LOGIN_KEYS = ("database.user", "database.password")
 # How long after a config write a FAILED state may still be the previous config's.
 WRITE_GRACE_S = 20.0
-_last_write: dict[str, float] = {}  # connector URL -> monotonic time of our last PUT
+_last_write: dict[str, float] = {}  # connector path -> monotonic time of our last PUT
 
 
 def register(settings: Settings, timeout: float = 60.0, log: str | None = None) -> bool:
@@ -45,12 +58,12 @@ def register(settings: Settings, timeout: float = 60.0, log: str | None = None) 
     would stop change capture. Such a connector keeps its login, with a warning, until
     Connect restarts (``make down && make stack-up``).
     """
-    url = connector_url(settings)
+    path = connector_path(settings)
     deadline = time.monotonic() + timeout
     while True:
         want = config(settings)
         try:
-            have = _get_config(url)
+            have = _get_config(settings, path)
             if have is not None and any(have.get(k) != want[k] for k in LOGIN_KEYS):
                 problems = validate(settings, want)
                 if problems:
@@ -63,8 +76,8 @@ def register(settings: Settings, timeout: float = 60.0, log: str | None = None) 
                     want.update({k: have[k] for k in LOGIN_KEYS if k in have})
             if have is not None and {k: have.get(k) for k in want} == want:
                 return False
-            _call("PUT", f"{url}/config", want)
-            _last_write[url] = time.monotonic()
+            _call(settings, "PUT", f"{path}/config", want)
+            _last_write[path] = time.monotonic()
             logger.info("registered connector %s", settings.connect.connector_name)
             return True
         except (OSError, ValueError) as exc:  # 409 while the worker rebalances, or starting
@@ -77,10 +90,10 @@ def validate(settings: Settings, want: dict[str, str]) -> list[str]:
     """Ask Connect to validate ``want`` (it resolves the worker's config providers and
     Debezium tries the login); return the errors, empty when it would run."""
     cls = want["connector.class"]
-    url = f"{settings.connect.url.rstrip('/')}/connector-plugins/{cls}/config/validate"
+    path = f"/connector-plugins/{cls}/config/validate"
     body = {**want, "name": settings.connect.connector_name}
     try:
-        result = _call("PUT", url, body, timeout=30.0)
+        result = _call(settings, "PUT", path, body, timeout=30.0)
     except urllib.error.HTTPError as exc:
         return [f"validation answered HTTP {exc.code}"]
     return [
@@ -96,7 +109,7 @@ def registered_user(settings: Settings, timeout: float = 10.0) -> str | None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            have = _get_config(connector_url(settings))
+            have = _get_config(settings, connector_path(settings))
             return have.get("database.user") if isinstance(have, dict) else None
         except (OSError, ValueError):
             if time.monotonic() > deadline:
@@ -104,9 +117,9 @@ def registered_user(settings: Settings, timeout: float = 10.0) -> str | None:
             time.sleep(0.3)
 
 
-def _get_config(url: str) -> dict | None:
+def _get_config(settings: Settings, path: str) -> dict | None:
     try:
-        return _call("GET", f"{url}/config")
+        return _call(settings, "GET", f"{path}/config")
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
@@ -116,7 +129,7 @@ def _get_config(url: str) -> dict | None:
 def state(settings: Settings) -> str:
     """Return "RUNNING" when the connector and all its tasks run, else a short description."""
     try:
-        status = _call("GET", f"{connector_url(settings)}/status", timeout=2.0)
+        status = _call(settings, "GET", f"{connector_path(settings)}/status", timeout=2.0)
     except urllib.error.HTTPError as exc:
         return "NOT REGISTERED" if exc.code == 404 else f"HTTP {exc.code}"
     except (OSError, ValueError):
@@ -140,7 +153,7 @@ def wait_running(settings: Settings, timeout: float, log: str | None = None) -> 
     """
     deadline = time.monotonic() + timeout
     while (current := state(settings)) != "RUNNING":
-        fresh = time.monotonic() - _last_write.get(connector_url(settings), -1e9) < WRITE_GRACE_S
+        fresh = time.monotonic() - _last_write.get(connector_path(settings), -1e9) < WRITE_GRACE_S
         if ("FAILED" in current and not fresh) or time.monotonic() > deadline:
             raise StackError("connect", f"connector not RUNNING: {current}", log)
         time.sleep(0.3)

@@ -32,7 +32,8 @@ DLQ_HEADROOM_BYTES = 16 * 1024
 
 
 def ensure_topics(settings: Settings, timeout: float = 60.0, log: str | None = None) -> None:
-    """Create missing topics, grow short ones, and set retention; retry while Kafka starts."""
+    """Create missing topics, grow short ones, and set retention and min.insync.replicas;
+    retry while Kafka starts (a topic of replication factor 3 waits for three brokers)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -48,15 +49,17 @@ def _ensure(settings: Settings) -> None:
     kafka = settings.kafka
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     existing = admin.list_topics(timeout=5).topics
-    retention = {"retention.ms": str(kafka.retention_ms)}
+    # With acks=all, a write to a topic is acknowledged once min.insync.replicas have it.
+    config = {"retention.ms": str(kafka.retention_ms),
+              "min.insync.replicas": str(kafka.min_insync_replicas)}  # fmt: skip
     new = [
-        NewTopic(t, kafka.partitions, kafka.replication_factor, config=retention)
+        NewTopic(t, kafka.partitions, kafka.replication_factor, config=config)
         for t in topic_names(settings)
         if t not in existing
     ]
     beat = heartbeat_topic(settings)
     if beat not in existing:
-        new.append(NewTopic(beat, 1, kafka.replication_factor, config=retention))
+        new.append(NewTopic(beat, 1, kafka.replication_factor, config=config))
     for topic, fut in (admin.create_topics(new) if new else {}).items():
         fut.result()
         logger.info("created topic %s", topic)
@@ -67,11 +70,11 @@ def _ensure(settings: Settings) -> None:
     ]
     for fut in (admin.create_partitions(grow) if grow else {}).values():
         fut.result()
-    entry = ConfigEntry(
-        "retention.ms", str(kafka.retention_ms), incremental_operation=AlterConfigOpType.SET
-    )
+    entries = [
+        ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in config.items()
+    ]
     resources = [
-        ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=[entry])
+        ConfigResource(ConfigResource.Type.TOPIC, t, incremental_configs=entries)
         for t in topic_names(settings)
         if t in existing
     ]

@@ -17,7 +17,7 @@ READY_TIMEOUT_S = 60.0  # gunicorn retries a taken port for ~5 s before giving u
 
 
 def _paths(settings: Settings) -> tuple[Path, Path]:
-    lay = Layout(settings.stack.var_dir)
+    lay = Layout.of(settings.stack)
     return lay.pid("honcho"), lay.log("app")
 
 

@@ -26,7 +26,11 @@ def url_port(url: str, default: int) -> int:
 
 
 class Service:
-    """One local service; subclasses fill in ports(), start() and ready()."""
+    """One local service; subclasses fill in ports(), start() and ready().
+
+    A node of a replicated service (a Cassandra node, a Kafka broker, a Connect worker) is
+    a service of its own: its own name (``cassandra-2``), address, pid file, log and data.
+    """
 
     name = ""
     stop_signal = signal.SIGTERM
@@ -34,6 +38,11 @@ class Service:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
+
+    @property
+    def host(self) -> str:
+        """The loopback address this service listens on (a cluster node has its own)."""
+        return HOST
 
     @property
     def log(self) -> Path:
@@ -44,7 +53,12 @@ class Service:
         return self.ctx.lay.pid(self.name)
 
     def ports(self) -> list[int]:
+        """The ports it listens on at ``host``."""
         raise NotImplementedError
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """Every (address, port) it listens on."""
+        return [(self.host, p) for p in self.ports()]
 
     @property
     def marker(self) -> Path:
@@ -56,15 +70,15 @@ class Service:
 
     def check_ports_free(self) -> None:
         """Refuse to start when another process holds one of our ports."""
-        for port in self.ports():
-            if procs.port_open(HOST, port):
-                raise StackError(self.name, f"port {port} on {HOST} is taken", str(self.log))
+        for host, port in self.endpoints():
+            if procs.port_open(host, port):
+                raise StackError(self.name, f"port {port} on {host} is taken", str(self.log))
 
     def start(self) -> None:
         raise NotImplementedError
 
     def ready(self) -> bool:
-        return all(procs.port_open(HOST, p) for p in self.ports())
+        return all(procs.port_open(h, p) for h, p in self.endpoints())
 
     def wait_ready(self, timeout: float) -> None:
         procs.wait_for(
@@ -86,4 +100,4 @@ class Service:
         return True
 
     def where(self) -> str:
-        return ", ".join(f"{HOST}:{p}" for p in self.ports())
+        return ", ".join(f"{h}:{p}" for h, p in self.endpoints())

@@ -6,16 +6,18 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from feedline.settings import ROOT
+from feedline.settings import ROOT, StackSettings
 
 TEMPLATES = ROOT / "stack" / "conf"
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Paths under the var dir: data/, log/, run/ (pid files), conf/ (rendered), lib/ (jars)."""
+    """Paths under the var dir: data/, log/, run/ (pid files), conf/ (rendered); and the
+    jars under ``lib`` (the single-node stack's var/lib: a cache every topology shares)."""
 
     var: Path
+    lib: Path
 
     @property
     def data(self) -> Path:
@@ -34,12 +36,12 @@ class Layout:
         return self.var / "conf"
 
     @property
-    def lib(self) -> Path:
-        return self.var / "lib"
-
-    @property
     def plugins(self) -> Path:
         return self.lib / "plugins"
+
+    @classmethod
+    def of(cls, stack: StackSettings) -> Layout:
+        return cls(stack.var_dir, stack.lib_dir)
 
     def log(self, name: str) -> Path:
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 
 from feedline import migrate
 from feedline.connector import register, topics
@@ -25,16 +26,42 @@ from feedline.stack.redis import Redis
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Stack:
+    """The services by kind; a replicated kind has one service per node."""
+
+    postgres: Postgres
+    redis: Redis
+    kafka: list[Kafka]
+    connect: list[Connect]
+    cassandra: list[Cassandra]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Stack:
+        ctx = Context(settings, Layout.of(settings.stack))
+        nodes = len(Kafka(ctx).addresses()), len(Connect(ctx).addresses())
+        return cls(
+            Postgres(ctx), Redis(ctx),
+            [Kafka(ctx, i) for i in range(nodes[0])],
+            [Connect(ctx, i) for i in range(nodes[1])],
+            [Cassandra(ctx, i) for i in range(len(settings.cassandra.hosts))],
+        )  # fmt: skip
+
+    def all(self) -> list[Service]:
+        """Every service, in start order (stopped in reverse)."""
+        return [self.postgres, self.redis, *self.kafka, *self.connect, *self.cassandra]
+
+
 def services(settings: Settings) -> list[Service]:
     """Every service, in start order (stopped in reverse)."""
-    ctx = Context(settings, Layout(settings.stack.var_dir))
-    return [cls(ctx) for cls in (Postgres, Redis, Kafka, Connect, Cassandra)]
+    return Stack.of(settings).all()
 
 
 def up(settings: Settings) -> None:
     """Install what is missing, start what is not running, wait for all, print where."""
     t0 = time.monotonic()
-    pg, redis, kafka, connect, cassandra = svcs = services(settings)
+    stack = Stack.of(settings)
+    pg, redis, svcs = stack.postgres, stack.redis, stack.all()
     lay = pg.ctx.lay
     lay.make_dirs()
     install.ensure_all(settings, lay)
@@ -42,29 +69,45 @@ def up(settings: Settings) -> None:
     for svc in todo:
         svc.check_ports_free()
     timeout = settings.stack.start_timeout_s
-    for svc in (cassandra, kafka, redis, pg):  # slowest first, so they boot in parallel
-        if svc in todo:
-            svc.start()
-            logger.info("%s starting", svc.name)
+    # Slowest first, so they boot in parallel. Of a cluster's Cassandra nodes only the seed
+    # now: the others join once it answers (all at once, a starved node can drop out of
+    # gossip for seconds; INFRA.md).
+    seed, *joiners = stack.cassandra
+    for svc in (seed, *stack.kafka, redis, pg):
+        _start(svc, todo)
     if pg not in todo:
         pg.bootstrap()  # roles and grants (start() does it too): idempotent, ~20 ms
     _migrate("postgres", migrate.migrate_postgres, settings.postgres, pg)
     redis.wait_ready(timeout)
-    kafka.wait_ready(timeout)
-    topics.ensure_topics(settings, timeout, str(kafka.log))
-    if connect in todo:
-        connect.start()
-    connect.wait_ready(timeout)
-    register.register(settings, timeout, str(connect.log))
-    register.wait_running(settings, timeout, str(connect.log))
+    for kafka in stack.kafka:
+        kafka.wait_ready(timeout)
+    topics.ensure_topics(settings, timeout, str(stack.kafka[0].log))
+    for connect in stack.connect:
+        _start(connect, todo)
+    if joiners:
+        seed.wait_ready(timeout)
+        for svc in joiners:
+            _start(svc, todo)
+    for connect in stack.connect:
+        connect.wait_ready(timeout)
+    log = str(stack.connect[0].log)
+    register.register(settings, timeout, log)
+    register.wait_running(settings, timeout, log)
     pg.drop_legacy_replication(register.registered_user(settings))
-    cassandra.wait_ready(timeout)
-    _migrate("cassandra", migrate.migrate_cassandra, settings.cassandra, cassandra)
+    for cassandra in stack.cassandra:
+        cassandra.wait_ready(timeout)
+    _migrate("cassandra", migrate.migrate_cassandra, settings.cassandra, seed)
     for svc in svcs:
         print(f"{svc.name:<10} {_state(svc):<8} {svc.where():<36} log {svc.log}")
     print(f"connector  {settings.connect.connector_name}: RUNNING")
     started = ", ".join(s.name for s in todo) or "nothing (already running)"
     print(f"stack up in {time.monotonic() - t0:.1f} s; started {started}")
+
+
+def _start(svc: Service, todo: list[Service]) -> None:
+    if svc in todo:
+        svc.start()
+        logger.info("%s starting", svc.name)
 
 
 def _migrate(store, run, store_settings, svc: Service) -> None:
@@ -111,10 +154,11 @@ def clean(settings: Settings) -> None:
 
     The downloaded jars (var/lib) are kept: they are a cache, not state.
     """
-    svcs = services(settings)
-    pg, connect = svcs[0], svcs[3]
+    stack = Stack.of(settings)
+    pg = stack.postgres
     app.down(settings)
-    connect.stop()
+    for connect in stack.connect:
+        connect.stop()
     if pg.pid() is not None:
         drop_replication(settings, pg)
     down(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import subprocess
@@ -13,6 +14,7 @@ from feedline import migrate
 from feedline.connector import TABLES, config, register, topic_names
 from feedline.settings import ROOT
 from feedline.stack import lifecycle
+from tests.failure.procs import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,14 +43,28 @@ def test_cdc_topics_have_configured_partitions_and_retention(settings):
     for res, fut in admin.describe_configs(resources).items():
         assert len(meta[res.name].partitions) == settings.kafka.partitions, res.name
         assert fut.result()["retention.ms"].value == str(settings.kafka.retention_ms), res.name
+        isr = fut.result()["min.insync.replicas"].value
+        assert isr == str(settings.kafka.min_insync_replicas), res.name
 
 
 def test_connector_runs_with_the_repo_config(settings):
     assert register.state(settings) == "RUNNING"
-    have = register._call("GET", f"{register.connector_url(settings)}/config")
+    have = register._call(settings, "GET", f"{register.connector_path(settings)}/config")
     assert {k: have[k] for k in config(settings)} == config(settings)
     assert have["poll.interval.ms"] == str(settings.connect.poll_interval_ms)
     assert settings.postgres.password not in str(have)  # resolved by the worker from its env
+
+
+def test_tools_reach_connect_through_any_live_worker(settings):
+    """A dead worker first in FEEDLINE_CONNECT_URL: the next one answers for the group."""
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    def with_urls(*urls: str):
+        connect = dataclasses.replace(settings.connect, urls=urls)
+        return dataclasses.replace(settings, connect=connect)
+
+    assert register.state(with_urls(dead, *settings.connect.urls)) == "RUNNING"
+    assert register.state(with_urls(dead)) == "UNREACHABLE"
 
 
 def test_postgres_migrations_recorded_and_publication_exact(pg_conn, settings):

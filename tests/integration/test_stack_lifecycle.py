@@ -14,7 +14,6 @@ import pytest
 from feedline.connector import register
 from feedline.settings import ROOT
 from feedline.stack import app, lifecycle, procs
-from feedline.stack.base import HOST
 
 pytestmark = pytest.mark.integration
 
@@ -30,14 +29,14 @@ def _make(target: str) -> subprocess.CompletedProcess:
 def test_down_leaves_no_process_then_warm_start(settings, record_property):
     svcs = lifecycle.services(settings)
     pids = {s.name: s.pid() for s in svcs}
-    ports = [p for s in svcs for p in s.ports()]
+    endpoints = [e for s in svcs for e in s.endpoints()]
     assert all(pids.values()), pids
     restart = "up" if app.pid(settings) else "stack-up"  # leave the app as we found it
     try:
         out = _make("down")
         assert out.returncode == 0, out.stderr
         assert [n for n, pid in pids.items() if procs.alive(pid)] == []
-        assert [p for p in ports if procs.port_open(HOST, p)] == []
+        assert [e for e in endpoints if procs.port_open(*e)] == []
     finally:
         t0 = time.monotonic()
         up = _make(restart)
