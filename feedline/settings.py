@@ -103,8 +103,20 @@ def _rate(name: str, default: str) -> str:
 
 
 def _list(name: str, default: str) -> tuple[str, ...]:
-    """Comma-separated values, blanks dropped."""
-    return tuple(i.strip() for i in _env(name, default).split(",") if i.strip())
+    """Comma-separated values, blanks dropped; at least one."""
+    items = tuple(i.strip() for i in _env(name, default).split(",") if i.strip())
+    if not items:
+        raise ConfigError(f"{name} must name at least one value (comma-separated)")
+    return items
+
+
+def _bootstrap(name: str, default: str) -> str:
+    """Kafka's ``host:port,host:port`` list, each entry checked."""
+    for item in _list(name, default):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{name}: {item!r} is not host:port")
+    return _env(name, default)
 
 
 def _choice(name: str, choices: tuple[str, ...]) -> str:
@@ -530,7 +542,7 @@ def load() -> Settings:
             statement_timeout_ms=_int("FEEDLINE_PG_STATEMENT_TIMEOUT_MS", 5000),
         ),
         kafka=KafkaSettings(
-            bootstrap=_env("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            bootstrap=_bootstrap("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             topic_prefix=_env("FEEDLINE_TOPIC_PREFIX", "feedline"),
             partitions=_int("FEEDLINE_TOPIC_PARTITIONS", 6),
             replication_factor=_int("FEEDLINE_TOPIC_REPLICATION", 1),
@@ -653,6 +665,13 @@ def load() -> Settings:
             redis_timeout_s=_float("FEEDLINE_RATE_REDIS_TIMEOUT_S", 0.05),
         ),
     )
+    kafka = settings.kafka
+    if kafka.min_insync_replicas > kafka.replication_factor:
+        # Every acks=all write (Connect's, the dead letters') would fail: not enough replicas.
+        raise ConfigError(
+            f"FEEDLINE_TOPIC_MIN_ISR ({kafka.min_insync_replicas}) must not exceed"
+            f" FEEDLINE_TOPIC_REPLICATION ({kafka.replication_factor})"
+        )
     if settings.web.ops_port == settings.web.port:
         # PortDispatch tells the ops listener by its port: one port must not serve both.
         raise ConfigError("FEEDLINE_OPS_PORT must differ from FEEDLINE_WEB_PORT")

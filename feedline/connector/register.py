@@ -126,20 +126,25 @@ def _get_config(settings: Settings, path: str) -> dict | None:
         raise
 
 
+def status(settings: Settings) -> dict:
+    """The connector's status as Connect reports it (its state, each task's and worker's)."""
+    return _call(settings, "GET", f"{connector_path(settings)}/status", timeout=2.0)
+
+
 def state(settings: Settings) -> str:
     """Return "RUNNING" when the connector and all its tasks run, else a short description."""
     try:
-        status = _call(settings, "GET", f"{connector_path(settings)}/status", timeout=2.0)
+        report = status(settings)
     except urllib.error.HTTPError as exc:
         return "NOT REGISTERED" if exc.code == 404 else f"HTTP {exc.code}"
     except (OSError, ValueError):
         return "UNREACHABLE"
-    states = [status["connector"]["state"]] + [t["state"] for t in status.get("tasks", [])]
-    if not status.get("tasks"):
+    states = [report["connector"]["state"]] + [t["state"] for t in report.get("tasks", [])]
+    if not report.get("tasks"):
         states.append("NO TASKS")
     if all(s == "RUNNING" for s in states):
         return "RUNNING"
-    trace = next((t.get("trace", "") for t in status.get("tasks", []) if "trace" in t), "")
+    trace = next((t.get("trace", "") for t in report.get("tasks", []) if "trace" in t), "")
     first = trace.splitlines()[0] if trace else ""
     return "/".join(dict.fromkeys(states)) + (f": {first}" if first else "")
 

@@ -22,7 +22,7 @@ def _paths(settings: Settings) -> tuple[Path, Path]:
 
 
 def pid(settings: Settings) -> int | None:
-    return procs.running(_paths(settings)[0], settings.stack.var_dir)
+    return procs.running(_paths(settings)[0], _env_file(settings))
 
 
 def up(settings: Settings) -> None:
@@ -36,12 +36,16 @@ def up(settings: Settings) -> None:
         raise StackError("app", f"port {web.port} on {web.host} is taken", str(log))
     bindir = str(Path(sys.executable).parent)
     env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    # The var dir in argv marks the process as ours (see procs.owned).
+    # The stack's env file in argv marks the process as ours (see procs.owned).
     argv = [f"{bindir}/honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT)]
-    argv += ["-e", str(settings.stack.var_dir / ".env")]
+    argv += ["-e", str(_env_file(settings))]
     child = procs.spawn(argv, log, pid_file, cwd=ROOT, env=env)
     _wait_web(settings, child, log)
     print(f"app        running  honcho pid {child} (web on http://{_web(settings)}), log {log}")
+
+
+def _env_file(settings: Settings) -> Path:
+    return settings.stack.var_dir / ".env"
 
 
 def _wait_web(settings: Settings, child: int, log: Path) -> None:

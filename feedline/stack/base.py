@@ -62,8 +62,10 @@ class Service:
 
     @property
     def marker(self) -> Path:
-        """The path that this service's processes name (argv or cwd): proof they are ours."""
-        return self.ctx.lay.var
+        """A path this service's process names (in its argv, or as its cwd): proof it is
+        ours. Each service's own, not the var dir: a cluster's processes run under
+        var/cluster and on var/lib's jars, and must never pass for a single node's."""
+        raise NotImplementedError
 
     def pid(self) -> int | None:
         return procs.running(self.pid_file, self.marker)

@@ -80,6 +80,14 @@ class JvmService(Service):
     def java(self) -> str:
         return str(Path(self.ctx.settings.stack.java_home, "bin", "java"))
 
+    def config_file(self) -> Path:
+        """The rendered config its argv names: unique to this node and topology."""
+        raise NotImplementedError
+
+    @property
+    def marker(self) -> Path:
+        return self.config_file()
+
     def classpath(self) -> str:
         return str(self.ctx.lay.lib / self.jars / "*")
 
@@ -112,6 +120,10 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _node_id(node: int) -> int:
+    return node + 1  # KRaft node ids start at 1
+
+
 class Kafka(JvmService):
     """A KRaft node that is both broker and controller (every node votes)."""
 
@@ -129,21 +141,29 @@ class Kafka(JvmService):
     def datadir(self) -> Path:
         return self.ctx.lay.data / self.name
 
+    @property
+    def node_id(self) -> int:
+        """Its KRaft node.id (what clients see as a broker or coordinator id)."""
+        return _node_id(self.node)
+
     def _quorum(self) -> str:
         """A single node bootstraps a dynamic quorum of itself (``format --standalone``);
         a cluster names its three voters statically, which needs no directory ids."""
         port = self.ctx.settings.stack.kafka_controller_port
         if not self.clustered:
             return f"controller.quorum.bootstrap.servers={self.host}:{port}"
-        voters = ",".join(f"{i + 1}@{h}:{port}" for i, (h, _) in enumerate(self.addresses()))
+        voters = ",".join(f"{_node_id(i)}@{h}:{port}" for i, (h, _) in enumerate(self.addresses()))
         return f"controller.quorum.voters={voters}"
 
     def jvm_args(self) -> list[str]:
         heap = self.ctx.settings.stack.kafka_heap
         return [f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", _log4j(self)]
 
+    def config_file(self) -> Path:
+        return self.ctx.lay.conf / f"{self.name}.properties"
+
     def args(self) -> list[str]:
-        return [str(self.ctx.lay.conf / f"{self.name}.properties")]
+        return [str(self.config_file())]
 
     def _cluster_id(self) -> str:
         """One id for every node of the cluster: made by the first to format, kept in data/."""
@@ -157,7 +177,7 @@ class Kafka(JvmService):
         st, kafka = self.ctx.settings.stack, self.ctx.settings.kafka
         props = self.ctx.lay.render(
             "kafka-server.properties", f"{self.name}.properties",
-            node_id=self.node + 1, host=self.host, port=self.port,
+            node_id=self.node_id, host=self.host, port=self.port,
             controller_port=st.kafka_controller_port, quorum=self._quorum(),
             data_dir=self.datadir, partitions=kafka.partitions,
             replication=kafka.replication_factor, min_isr=kafka.min_insync_replicas,
@@ -203,12 +223,21 @@ class Connect(JvmService):
         heap = self.ctx.settings.stack.connect_heap
         return [f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", _log4j(self)]
 
+    def config_file(self) -> Path:
+        return self.ctx.lay.conf / f"{self.name}.properties"
+
     def args(self) -> list[str]:
         kafka = self.ctx.settings.kafka
+        # Of several workers, one that dies leaves the group after the session timeout and
+        # its tasks move after a further delay (Connect waits 5 minutes by default for it
+        # to come back: change capture would stop that long). One worker keeps Connect's
+        # defaults: there is nobody to move its tasks to.
+        session, heartbeat, delay = (6000, 2000, 5000) if self.clustered else (10000, 3000, 300000)
         path = self.ctx.lay.render(
-            "connect-worker.properties", f"{self.name}.properties",
+            "connect-worker.properties", self.config_file().name,
             bootstrap=kafka.bootstrap, host=self.host, port=self.port,
             replication=kafka.replication_factor, plugin_path=self.ctx.lay.plugins,
+            session_ms=session, heartbeat_ms=heartbeat, rebalance_delay_ms=delay,
         )  # fmt: skip
         return [str(path)]
 
@@ -258,6 +287,9 @@ class Cassandra(JvmService):
     def ports(self) -> list[int]:
         return [self.port, self.ctx.settings.stack.cassandra_storage_port]
 
+    def config_file(self) -> Path:
+        return self.ctx.lay.conf / f"{self.name}.yaml"
+
     @property
     def jmx_port(self) -> int:
         """JMX always binds 127.0.0.1, so each node has its own port there."""
@@ -275,12 +307,13 @@ class Cassandra(JvmService):
         data = lay.data / self.name
         count = len(self.addresses())
         yaml = lay.render(
-            "cassandra.yaml", f"{self.name}.yaml", port=self.port, host=self.host,
+            "cassandra.yaml", self.config_file().name, port=self.port, host=self.host,
             storage_port=st.cassandra_storage_port, data_dir=data,
             seed=self.addresses()[0][0], token=initial_token(self.node, count),
             commitlog=COMMITLOG[st.cassandra_commitlog],
         )  # fmt: skip
-        logback = lay.render("logback.xml", f"{self.name}-logback.xml", log_file=self.log)
+        logback_file = f"{self.name}-logback.xml" if self.clustered else "logback.xml"
+        logback = lay.render("logback.xml", logback_file, log_file=self.log)
         # A new cluster's nodes join at once with their tokens; do not wait the default
         # 30 s for gossip to settle on each start (3 nodes up in ~17 s instead of ~126 s).
         quick = ["-Dcassandra.skip_wait_for_gossip_to_settle=0",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from feedline import migrate
@@ -47,9 +48,13 @@ class Stack:
             [Cassandra(ctx, i) for i in range(len(settings.cassandra.hosts))],
         )  # fmt: skip
 
+    def kinds(self) -> list[list[Service]]:
+        """The services by kind, in start order (stopped in reverse)."""
+        return [[self.postgres], [self.redis], [*self.kafka], [*self.connect], [*self.cassandra]]
+
     def all(self) -> list[Service]:
         """Every service, in start order (stopped in reverse)."""
-        return [self.postgres, self.redis, *self.kafka, *self.connect, *self.cassandra]
+        return [svc for kind in self.kinds() for svc in kind]
 
 
 def services(settings: Settings) -> list[Service]:
@@ -98,7 +103,7 @@ def up(settings: Settings) -> None:
         cassandra.wait_ready(timeout)
     _migrate("cassandra", migrate.migrate_cassandra, settings.cassandra, seed)
     for svc in svcs:
-        print(f"{svc.name:<10} {_state(svc):<8} {svc.where():<36} log {svc.log}")
+        print(f"{svc.name:<11} {_state(svc):<8} {svc.where():<36} log {svc.log}")
     print(f"connector  {settings.connect.connector_name}: RUNNING")
     started = ", ".join(s.name for s in todo) or "nothing (already running)"
     print(f"stack up in {time.monotonic() - t0:.1f} s; started {started}")
@@ -132,9 +137,9 @@ def status(settings: Settings) -> bool:
         state = _state(svc)
         healthy &= state == "running"
         pid = svc.pid()
-        print(f"{svc.name:<10} {state:<8} pid {pid or '-':<8} {svc.where()}")
+        print(f"{svc.name:<11} {state:<8} pid {pid or '-':<8} {svc.where()}")
     app_pid = app.pid(settings)
-    print(f"{'app':<10} {'running' if app_pid else 'stopped':<8} pid {app_pid or '-':<8} honcho")
+    print(f"{'app':<11} {'running' if app_pid else 'stopped':<8} pid {app_pid or '-':<8} honcho")
     conn = register.state(settings)
     healthy &= conn == "RUNNING"
     print(f"connector  {settings.connect.connector_name}: {conn}")
@@ -144,9 +149,15 @@ def status(settings: Settings) -> bool:
 def down(settings: Settings) -> None:
     """Stop the app processes, then every service we started, in reverse order, by pid."""
     app.down(settings)
-    stopped = [svc.name for svc in reversed(services(settings)) if svc.stop()]
+    stopped = []
+    for kind in reversed(Stack.of(settings).kinds()):
+        # A kind's nodes stop together: Kafka's last broker, alone, would have no
+        # controller quorum to shut down cleanly with, and wait out its stop bound.
+        with ThreadPoolExecutor(len(kind)) as pool:
+            done = list(pool.map(lambda svc: svc.stop(), kind))
+        stopped += [svc.name for svc, was in zip(kind, done, strict=True) if was]
     for name in stopped:  # printed after stopping: a closed stdout must not stop the stopping
-        print(f"{name:<10} stopped")
+        print(f"{name:<11} stopped")
 
 
 def clean(settings: Settings) -> None:

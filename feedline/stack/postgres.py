@@ -76,7 +76,7 @@ class Postgres(Service):
 
     @property
     def marker(self) -> Path:
-        return self.home
+        return self.datadir  # postgres -D <datadir>
 
     @property
     def datadir(self) -> Path:

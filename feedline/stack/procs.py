@@ -1,8 +1,9 @@
 """Start, find and stop processes by pid file, never by name.
 
 A pid file is trusted only while its process is alive (not a zombie) and still belongs to
-this stack (its command line or working directory mentions the var dir), so a recycled pid
-of some unrelated process is never signalled.
+this stack (its command line or working directory names the service's own config file or
+directory), so a recycled pid of some unrelated process, or of the other topology's
+service, is never signalled.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-def owned(pid: int, var_dir: Path) -> bool:
-    """Tell whether ``pid`` is one of ours: the var dir is in its argv or its cwd is under it."""
-    marker = str(var_dir)
+def owned(pid: int, marker_path: Path) -> bool:
+    """Tell whether ``pid`` is one of ours: ``marker_path`` (a path only that process names)
+    is in its argv, or its cwd is under it."""
+    marker = str(marker_path)
     try:
         if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
             return True
@@ -49,10 +51,10 @@ def owned(pid: int, var_dir: Path) -> bool:
         return False
 
 
-def running(pid_file: Path, var_dir: Path) -> int | None:
-    """Return the live pid recorded in ``pid_file`` if it is ours, else None."""
+def running(pid_file: Path, marker: Path) -> int | None:
+    """Return the live pid recorded in ``pid_file`` if it is ours (see ``owned``), else None."""
     pid = read_pid(pid_file)
-    if pid is not None and alive(pid) and owned(pid, var_dir):
+    if pid is not None and alive(pid) and owned(pid, marker):
         return pid
     return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+from pathlib import Path
 
 from feedline.errors import StackError
 from feedline.stack.base import HOST, Service, url_port
@@ -15,8 +16,16 @@ class Redis(Service):
     def ports(self) -> list[int]:
         return [url_port(self.ctx.settings.redis.url, 6379)]
 
+    @property
+    def datadir(self) -> Path:
+        return self.ctx.lay.data / "redis"
+
+    @property
+    def marker(self) -> Path:
+        return self.datadir  # its cwd (a daemonized redis-server rewrites its argv)
+
     def start(self) -> None:
-        data = self.ctx.lay.data / "redis"
+        data = self.datadir
         data.mkdir(parents=True, exist_ok=True)
         argv = [
             "redis-server", "--port", str(self.ports()[0]), "--bind", HOST,

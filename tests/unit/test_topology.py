@@ -64,6 +64,10 @@ def test_an_explicit_variable_beats_the_topology(monkeypatch):
         ("FEEDLINE_TOPOLOGY", "ring"),
         ("FEEDLINE_CASSANDRA_CONSISTENCY", "SOME"),
         ("FEEDLINE_CASSANDRA_COMMITLOG", "never"),
+        ("FEEDLINE_CASSANDRA_HOSTS", " , "),
+        ("FEEDLINE_CONNECT_URL", ""),
+        ("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.2:9092,127.0.0.3"),
+        ("FEEDLINE_TOPIC_MIN_ISR", "2"),  # above the single node's replication factor 1
     ],
 )
 def test_a_bad_value_is_one_clear_error(monkeypatch, name, value):
@@ -145,3 +149,25 @@ def test_the_single_node_renders_as_before(monkeypatch, tmp_path):
     assert "initial_token: 0\n" in yaml and "commitlog_sync: group" in yaml
     assert "-Dcassandra.ring_delay_ms=1000" not in args
     assert "-Dcassandra.jmx.local.port=7199" in args
+
+
+def test_a_node_of_one_topology_never_passes_for_the_others(monkeypatch, tmp_path):
+    """procs.owned trusts a pid whose argv names the service's marker: a cluster node's argv
+    (under var/cluster, on var/lib's shared jars) must not name a single node's marker."""
+    single = Stack.of(load(monkeypatch, None, FEEDLINE_VAR_DIR=str(tmp_path)))
+    replicated = Stack.of(load(monkeypatch, "cluster", FEEDLINE_VAR_DIR=str(tmp_path)))
+
+    def argv(svc) -> str:
+        svc.ctx.lay.make_dirs()
+        return " ".join([*svc.jvm_args(), svc.classpath(), *svc.args()])
+
+    for one, many in ((single.kafka, replicated.kafka), (single.connect, replicated.connect),
+                      (single.cassandra, replicated.cassandra)):  # fmt: skip
+        [alone] = one
+        assert str(alone.marker) in argv(alone)
+        for node in many:
+            assert str(node.marker) in argv(node)
+            assert str(alone.marker) not in argv(node)
+            assert str(node.marker) not in argv(alone)
+    for svc in (single.postgres, single.redis):
+        assert all(not str(o.marker).startswith(str(svc.marker)) for o in replicated.all())
