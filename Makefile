@@ -7,7 +7,11 @@ FEEDLINE := $(BIN)/feedline
 # Reinstall the venv when a requirements file or pyproject changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: venv up run stack-up down status clean test test-failure lint
+.PHONY: venv up run stack-up down status clean test test-failure lint \
+	up-cluster stack-up-cluster down-cluster status-cluster clean-cluster test-cluster
+# The replicated topology: 3 Cassandra nodes, 3 Kafka brokers and 2 Connect workers on
+# 127.0.0.2-4, its own PostgreSQL and Redis ports and var/cluster/ (beside the single node's).
+CLUSTER := FEEDLINE_TOPOLOGY=cluster
 
 venv: $(STAMP)
 
@@ -48,6 +52,27 @@ test: stack-up
 ## test-failure: only the failure-injection suite (kills and restarts the stack's services)
 test-failure: stack-up
 	$(BIN)/pytest -m failure tests/failure
+
+## up-cluster, stack-up-cluster, down-cluster, status-cluster, clean-cluster: the same on the
+## replicated cluster (FEEDLINE_TOPOLOGY=cluster; set it to run anything else against it)
+up-cluster: venv
+	@$(CLUSTER) $(FEEDLINE) stack up --app
+
+stack-up-cluster: venv
+	@$(CLUSTER) $(FEEDLINE) stack up
+
+down-cluster: venv
+	@$(CLUSTER) $(FEEDLINE) stack down
+
+status-cluster: venv
+	@$(CLUSTER) $(FEEDLINE) stack status
+
+clean-cluster: venv
+	@$(CLUSTER) $(FEEDLINE) stack clean
+
+## test-cluster: the cluster failure suite (a node of each replicated service lost under load)
+test-cluster: stack-up-cluster
+	$(CLUSTER) $(BIN)/pytest -m cluster tests/failure
 
 ## lint: ruff check and format check
 lint: venv

@@ -210,7 +210,10 @@ class KafkaConsumer(SupervisedActor):
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "session.timeout.ms": self._kafka.session_timeout_ms,
-            "heartbeat.interval.ms": max(500, self._kafka.session_timeout_ms // 3),
+            # A heartbeat a second (or three per session): after the group coordinator's
+            # broker dies, the session must outlast fencing it (3 s in the cluster) and
+            # finding the new coordinator, counted from the last heartbeat that got through.
+            "heartbeat.interval.ms": max(500, min(1000, self._kafka.session_timeout_ms // 3)),
             "statistics.interval.ms": 1000,
             "stats_cb": self._on_stats,
             "error_cb": self._on_error,
@@ -337,6 +340,7 @@ class KafkaConsumer(SupervisedActor):
         # Fenced: offsets stored now would never be committed. Drop the work.
         tps = [(p.topic, p.partition) for p in partitions if (p.topic, p.partition) in self._owners]
         self._forget(tps)
+        self._metrics.partitions_lost.inc(len(partitions))
         logger.warning("lost %s", _describe_tps(tps))
 
     def _drain(self, tps: list[TP]) -> None:

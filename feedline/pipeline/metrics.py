@@ -79,6 +79,11 @@ class PipelineMetrics:
         self.paused = Gauge(
             "feedline_paused_partitions", "Partitions paused for backpressure", registry=r
         )
+        # The group fenced this member (its session expired): its partitions' work in flight
+        # is dropped and replayed by whoever gets them. Should stay 0 through a broker loss.
+        self.partitions_lost = Counter(
+            "feedline_partitions_lost", "Partitions lost to an expired group session", registry=r
+        )
         # A pause can last milliseconds; the count shows it happened even between scrapes.
         self.pauses = Counter(
             "feedline_partition_pauses", "Times a partition was paused for backpressure", registry=r

@@ -62,18 +62,18 @@ class Services:
         """Start the service unless it runs, and wait until it is ready (and the connector)."""
         svc = self[name]
         if svc.pid() is None:
-            self._wait(lambda: not any(procs.port_open("127.0.0.1", p) for p in svc.ports()),
+            self._wait(lambda: not any(procs.port_open(*e) for e in svc.endpoints()),
                        f"{name}'s ports to close")  # fmt: skip
             svc.start()
         svc.wait_ready(self.settings.stack.start_timeout_s)
-        if name in ("connect", "kafka", "postgres"):
+        if name.split("-")[0] in ("connect", "kafka", "postgres"):  # any node of them
             self.wait_connector()
 
     def wait_connector(self, timeout: float = 120.0) -> None:
         self._wait(lambda: register.state(self.settings) == "RUNNING", "the connector", timeout)
 
     def ensure_all(self) -> None:
-        for name in ("postgres", "redis", "kafka", "connect", "cassandra"):
+        for name in self.by_name:  # in start order; a cluster's nodes one by one
             self.start(name)
 
     @staticmethod

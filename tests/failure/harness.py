@@ -20,6 +20,7 @@ from typing import Any
 from feedline.connector import TABLES as SOURCE_TABLES
 from feedline.settings import Settings
 from feedline.verify import verify_until_clean
+from tests.failure.freshness import FreshnessProbe
 from tests.failure.load import Load
 from tests.failure.procs import Pipeline, Web, get
 
@@ -30,6 +31,7 @@ COUNTERS = (
     "feedline_cassandra_retries_total",
     "feedline_redis_failures_total",
     "feedline_dlq_total",
+    "feedline_partitions_lost_total",
 )
 
 
@@ -157,10 +159,15 @@ class FaultResult:
     cassandra_retries: int
     redis_failures: int
     dead_lettered: int
+    partitions_lost: int
     requests: dict[str, int]
     cache_entries: int
     last_difference: str = ""
     observed: list[str] = field(default_factory=list)
+    # With a freshness probe: its posts' API 201 -> visible in GET /v1/feed, over the run
+    # and over the fault (inject -> healed), and its feed reads.
+    freshness: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # what a test measured besides
 
     def line(self) -> str:
         r = self.requests
@@ -169,10 +176,22 @@ class FaultResult:
             f" (Debezium duplicates {self.cdc_duplicates}) | consumed {self.consumed:5d},"
             f" replayed {self.redelivered:4d}, resent {self.resent:4d} | restarts"
             f" {self.restarts}, cassandra retries {self.cassandra_retries}, redis failures"
-            f" {self.redis_failures}, DLQ {self.dead_lettered} | API writes {r['ok']}/"
+            f" {self.redis_failures}, DLQ {self.dead_lettered}, partitions lost"
+            f" {self.partitions_lost} | API writes {r['ok']}/"
             f"{r['requests']} ok, {r['failed']} failed, {r['reads']} reads | cache entries"
             f" checked {self.cache_entries} | seen: {self.seen()}"
             + (f" | last difference at {self.last_difference}" if self.last_difference else "")
+            + (f" | freshness {self._fresh()}" if self.freshness else "")
+            + "".join(f" | {k}: {v}" for k, v in self.notes.items())
+        )
+
+    def _fresh(self) -> str:
+        f = self.freshness
+        run, fault = f["run"], f["fault"]
+        return (
+            f"p50 {run['p50']:.2f} s, p99 {run['p99']:.2f} s (during the fault p99"
+            f" {fault['p99'] or 0:.2f} s, max {fault['max'] or 0:.2f} s, {fault['posts']} posts,"
+            f" {run['not_seen']} never seen), feed reads {f['reads']} ({f['read_failures']} failed)"
         )
 
     def seen(self) -> str:
@@ -194,6 +213,10 @@ class FaultRun:
     warmup_s: float = 4.0
     cooldown_s: float = 4.0
     recovery_bound_s: float = 240.0
+    rate_per_s: float = 25.0  # the load's writes and reads per second
+    threads: int = 2
+    max_ops: int = 2000
+    freshness: bool = False  # also run a FreshnessProbe (tests/failure/freshness.py)
 
     def run(
         self,
@@ -202,8 +225,13 @@ class FaultRun:
         heal: Callable[[], None],
         during: Callable[[Monitor], None] | None = None,
     ) -> tuple[FaultResult, Monitor, Load]:
-        load = Load(self.web.url)
+        load = Load(self.web.url, rate_per_s=self.rate_per_s, threads=self.threads,
+                    max_ops=self.max_ops)  # fmt: skip
         load.signup(self.users)
+        probe = FreshnessProbe(self.web.url) if self.freshness else None
+        if probe is not None:
+            probe.prepare()
+            probe.start()
         monitor = Monitor(self.pipelines, self.web)
         monitor.sample()
         before = monitor.totals()
@@ -213,6 +241,7 @@ class FaultRun:
         load.start()
         try:
             time.sleep(self.warmup_s)
+            injected = time.monotonic()
             inject()
             try:
                 if during is not None:
@@ -223,6 +252,8 @@ class FaultRun:
             time.sleep(self.cooldown_s)
         finally:
             load.stop()
+            if probe is not None:
+                probe.stop()
         import redis
 
         cache = redis.Redis.from_url(self.settings.redis.url, socket_timeout=5)
@@ -260,9 +291,18 @@ class FaultRun:
             cassandra_retries=delta["feedline_cassandra_retries_total"],
             redis_failures=delta["feedline_redis_failures_total"],
             dead_lettered=delta["feedline_dlq_total"],
+            partitions_lost=delta["feedline_partitions_lost_total"],
             requests=load.tally(),
             cache_entries=report.cache_entries,
             last_difference=last_diff[0] if last_diff else "",
             observed=sorted(monitor.observed),
         )
+        if probe is not None:
+            result.freshness = {
+                "run": probe.summary(),
+                "fault": probe.summary((injected, healed)),
+                "reads": probe.reads,
+                "read_failures": probe.read_failures,
+                "post_failures": probe.post_failures,
+            }
         return result, monitor, load

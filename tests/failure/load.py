@@ -188,9 +188,12 @@ class Load:
                 self._busy.discard(key)
 
     def tally(self) -> dict[str, int]:
-        """Count the writes (reads are not judged) and how many were acknowledged."""
+        """Count the writes and how many were acknowledged; the reads and how many failed
+        (no answer or 5xx; the single-node suite does not judge them, the cluster's does)."""
         writes = [o for o in self.outcomes if o.op != "read"]
+        reads = [o for o in self.outcomes if o.op == "read"]
         ok = sum(1 for o in writes if 200 <= o.status < 300)
         failed = sum(1 for o in writes if o.status == 0 or o.status >= 500)
-        reads = len(self.outcomes) - len(writes)
-        return {"requests": len(writes), "ok": ok, "failed": failed, "reads": reads}
+        read_failed = sum(1 for o in reads if o.status == 0 or o.status >= 500)
+        return {"requests": len(writes), "ok": ok, "failed": failed, "reads": len(reads),
+                "read_failed": read_failed}  # fmt: skip
