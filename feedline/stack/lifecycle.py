@@ -75,8 +75,8 @@ def up(settings: Settings) -> None:
         svc.check_ports_free()
     timeout = settings.stack.start_timeout_s
     # Slowest first, so they boot in parallel. Of a cluster's Cassandra nodes only the seed
-    # now: the others join once it answers (all at once, a starved node can drop out of
-    # gossip for seconds; INFRA.md).
+    # now: the others join once it answers (started all at once on 2 cores beside the other
+    # JVMs, a starved node was seen dropping out of gossip for ~3 s).
     seed, *joiners = stack.cassandra
     for svc in (seed, *stack.kafka, redis, pg):
         _start(svc, todo)
