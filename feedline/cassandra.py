@@ -47,6 +47,7 @@ from cassandra.cluster import (
 from cassandra.concurrent import execute_concurrent
 from cassandra.connection import ConnectionException
 from cassandra.policies import (
+    ConstantSpeculativeExecutionPolicy,
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
@@ -79,6 +80,7 @@ TRANSIENT = (
 )
 PROBE = "SELECT release_version FROM system.local"  # answered by the coordinator alone
 
+SPECULATIONS = 2  # extra attempts of a slow read, each after speculative_delay_s
 MAX_BATCH = 30  # statements per UNLOGGED batch: stays under Cassandra's batch size warnings
 # Several partitions in one batch: Cassandra logs a warning per batch above 10 partitions
 # (unlogged_batch_across_partitions_warn_threshold) and above 5 KiB of data
@@ -121,6 +123,12 @@ def connect(
     profile = ExecutionProfile(
         load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(settings.local_dc or None)),
         consistency_level=ConsistencyLevel.name_to_value[settings.consistency],
+        # Applies to statements marked idempotent only: the reads (prepare_read).
+        speculative_execution_policy=(
+            ConstantSpeculativeExecutionPolicy(settings.speculative_delay_s, SPECULATIONS)
+            if settings.speculative_delay_s > 0
+            else None
+        ),
         request_timeout=request_timeout,
         row_factory=named_rows,
     )
@@ -143,6 +151,18 @@ def connect(
         cluster.shutdown()
         raise
     return cluster, session
+
+
+def prepare_read(session: Session, cql: str) -> Any:
+    """Prepare a SELECT, marked idempotent so the driver may send it again to the next
+    replica when it is slow (the profile's speculative executions) or its connection
+    fails: with a node just lost, a read whose coordinator died or has only just come back
+    timed out instead (the cluster failure suite). Writes stay unmarked: the writer retries
+    whole events itself, and a speculated write would only add load when the cluster is
+    slowest."""
+    prepared = session.prepare(cql)
+    prepared.is_idempotent = True
+    return prepared
 
 
 def is_transient(error: BaseException) -> bool:

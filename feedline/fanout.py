@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from cassandra.concurrent import execute_concurrent
 
-from feedline import cache_keys
+from feedline import cache_keys, cassandra
 from feedline import statements as st
 from feedline.settings import PipelineSettings
 from feedline.strategies.base import (
@@ -677,7 +677,10 @@ class PreparedStatements:
     """Prepare every registered statement once per session and bind mutations to them."""
 
     def __init__(self, session: Any):
-        self._prepared = {name: session.prepare(s.cql) for name, s in st.STATEMENTS.items()}
+        self._prepared = {
+            name: session.prepare(s.cql) if s.is_write else cassandra.prepare_read(session, s.cql)
+            for name, s in st.STATEMENTS.items()
+        }
         # Per statement, what binding a mutation needs, looked up once per mutation.
         self._writes = {
             name: (self._prepared[name], s) for name, s in st.STATEMENTS.items() if s.is_write

@@ -227,6 +227,10 @@ class CassandraSettings:
     # The data centre whose nodes serve requests (token-aware within it); empty: the
     # driver takes the first contact point's, with a warning.
     local_dc: str = ""
+    # A read (only reads: they are idempotent) not answered within this is sent again to
+    # the next replica, up to twice: a coordinator that just died, or a restarted one still
+    # cold, must not cost a failed feed read (0: off; one node has no other replica).
+    speculative_delay_s: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -568,6 +572,7 @@ def load() -> Settings:
             ),
             consistency=_consistency("FEEDLINE_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
             local_dc=_env("FEEDLINE_CASSANDRA_LOCAL_DC", ""),
+            speculative_delay_s=_float("FEEDLINE_CASSANDRA_SPECULATIVE_DELAY_S", 0.3),
         ),
         redis=RedisSettings(url=_env("FEEDLINE_REDIS_URL", "redis://127.0.0.1:6379/0")),
         stack=StackSettings(

@@ -33,7 +33,8 @@ class Partitions:
         self.cluster, self.session = cassandra.connect(settings, request_timeout=30.0)
         # Our own cluster object: its default profile may hand rows out as dicts.
         self.session.get_execution_profile(EXEC_PROFILE_DEFAULT).row_factory = dict_factory
-        self._select = {table: self.session.prepare(queries.partition(table)) for table in TABLES}
+        read = cassandra.prepare_read
+        self._select = {t: read(self.session, queries.partition(t)) for t in TABLES}
         for prepared in self._select.values():
             prepared.fetch_size = PAGE
 

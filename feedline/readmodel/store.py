@@ -19,7 +19,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from feedline.cassandra import TRANSIENT, connect
+from feedline.cassandra import TRANSIENT, connect, prepare_read
 from feedline.errors import DependencyUnavailable
 from feedline.readmodel import queries
 from feedline.settings import CassandraSettings, ReadSettings
@@ -53,7 +53,7 @@ class ReadStore:
                     raise DependencyUnavailable("cassandra", "not connected (retrying shortly)")
                 try:
                     cluster, session = connect(self._settings, request_timeout=self._timeout)
-                    prepared = {name: session.prepare(cql) for name, cql in QUERIES.items()}
+                    prepared = {name: prepare_read(session, cql) for name, cql in QUERIES.items()}
                 except Exception as exc:
                     self._retry_at = time.monotonic() + self._retry_s
                     ERRORS.inc()

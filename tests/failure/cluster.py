@@ -73,4 +73,6 @@ def repair_preview(node: Cassandra, keyspace: str) -> str:
     out = node.nodetool("repair", "--preview", "-full", keyspace)
     if IN_SYNC in out:
         return IN_SYNC
-    return " ".join(ln.split("] ", 1)[-1] for ln in out.splitlines() if "stream" in ln.lower())
+    lines = [ln.split("] ", 1)[-1].strip() for ln in out.splitlines() if ln.strip()]
+    found = [ln for ln in lines if "estimated" in ln.lower() or "mismatch" in ln.lower()]
+    return " ".join(found) or (lines[-1] if lines else "no output")
