@@ -8,13 +8,15 @@ service, is never signalled.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from feedline.errors import StackError
@@ -59,10 +61,21 @@ def running(pid_file: Path, marker: Path) -> int | None:
     return None
 
 
-def spawn(argv: list[str], log: Path, pid_file: Path, cwd: Path, env: dict | None = None) -> int:
-    """Start ``argv`` detached (own session, output to ``log``) and record its pid."""
+def spawn(
+    argv: list[str],
+    log: Path,
+    pid_file: Path,
+    cwd: Path,
+    env: dict | None = None,
+    timer_slack_us: int = 0,
+) -> int:
+    """Start ``argv`` detached (own session, output to ``log``) and record its pid.
+
+    ``timer_slack_us`` > 0 gives the process and every thread it makes that timer slack
+    (see ``timer_slack``); 0 keeps the kernel's default (50 us).
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    with open(log, "ab") as out, timer_slack(timer_slack_us):
         proc = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -75,6 +88,33 @@ def spawn(argv: list[str], log: Path, pid_file: Path, cwd: Path, env: dict | Non
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+_PR_SET_TIMERSLACK, _PR_GET_TIMERSLACK = 29, 30  # <linux/prctl.h>
+
+
+@contextmanager
+def timer_slack(us: int) -> Iterator[None]:
+    """Run the block with the calling thread's timer slack at ``us`` microseconds.
+
+    Timer slack is how late the kernel may fire a thread's timed sleeps (futex, nanosleep,
+    epoll timeouts); a child forked meanwhile inherits it, keeps it across exec, and passes
+    it to every thread it creates. Setting it on this thread around the fork, rather than
+    in a ``preexec_fn``, is safe with other threads running; the old value is put back.
+    Wake-ups by another thread (unpark, a signalled futex, data on a socket) are never
+    delayed: only timeouts are. ``us`` 0 changes nothing.
+    """
+    if us <= 0:
+        yield
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    old = prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0)
+    if old < 0 or prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(us * 1000), 0, 0, 0) != 0:
+        raise StackError(f"cannot set timer slack: {os.strerror(ctypes.get_errno())}")
+    try:
+        yield
+    finally:
+        prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(old), 0, 0, 0)
 
 
 def stop(pid: int, sig: int = signal.SIGTERM, timeout: float = 30.0) -> bool:

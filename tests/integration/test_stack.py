@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import secrets
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from feedline import migrate
 from feedline.connector import TABLES, config, register, topic_names
 from feedline.settings import ROOT
 from feedline.stack import lifecycle
+from feedline.stack.lifecycle import Stack
 from tests.failure.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -93,6 +97,21 @@ def test_cassandra_answers_and_schema_exists(cassandra_session, settings):
     assert expected and expected | {"schema_migrations"} <= tables
     done = {r.version for r in cassandra_session.execute("SELECT version FROM schema_migrations")}
     assert {v for v, _ in migrate.versions("cassandra", "cql")} <= done
+
+
+def test_every_cassandra_thread_runs_with_the_configured_timer_slack(settings):
+    """Threads made long after start (request workers) have it too, not just the first."""
+    want = settings.stack.cassandra_timer_slack_us * 1000
+    assert want > 0
+    for node in Stack.of(settings).cassandra:
+        pid = node.pid()
+        assert pid is not None, f"{node.name} is not running"
+        slacks = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError):  # the thread ended meanwhile
+                slacks[tid] = int(Path(f"/proc/{tid}/timerslack_ns").read_text())
+        assert len(slacks) > 20, slacks  # a JVM's many threads, not only its main one
+        assert set(slacks.values()) == {want}, f"{node.name}: {slacks}"
 
 
 def test_migrate_again_applies_nothing(settings):
