@@ -96,7 +96,11 @@ def named_rows(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[A
     Why: the driver's ``named_tuple_factory`` builds a new namedtuple class for every
     result, ~40 µs of CPU each, a visible share of a read-model cache miss. The class
     is the driver's own (made on first sight of a column list), so rows are identical.
+    An empty result needs no class at all: the driver's factory would still make one
+    (most of the pipeline's re-validation reads find nothing to undo).
     """
+    if not rows:
+        return []
     key = tuple(colnames)
     row_type = _ROW_TYPES.get(key)
     if row_type is None:
