@@ -99,11 +99,12 @@ def test_cassandra_answers_and_schema_exists(cassandra_session, settings):
     assert {v for v, _ in migrate.versions("cassandra", "cql")} <= done
 
 
-def test_every_cassandra_thread_runs_with_the_configured_timer_slack(settings):
+def test_every_jvm_thread_runs_with_the_configured_timer_slack(settings):
     """Threads made long after start (request workers) have it too, not just the first."""
-    want = settings.stack.cassandra_timer_slack_us * 1000
+    want = settings.stack.jvm_timer_slack_us * 1000
     assert want > 0
-    for node in Stack.of(settings).cassandra:
+    stack = Stack.of(settings)
+    for node in [*stack.cassandra, *stack.kafka, *stack.connect]:
         pid = node.pid()
         assert pid is not None, f"{node.name} is not running"
         slacks = {}
