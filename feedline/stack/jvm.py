@@ -108,9 +108,12 @@ class JvmService(Service):
         trickle of requests they never stop, and a wake-up every 10 us was most of what
         Cassandra cost at feed rates. Measured on one node with one client: 3.8 ms of CPU
         per trivial read at 100 reads/s, 1.5 ms with 300 us of slack; 0.51 and 0.32 ms at
-        1,000/s; a request's latency +0.1 ms (p50 0.83 -> 0.94 ms). Kafka's and Connect's
-        timed polls cost less, and still fell ~0.1 ms per write with it (3 of 3 runs). A
-        request or record is handed over by an explicit wake-up, which slack never delays.
+        1,000/s; a request's latency +0.1 ms (p50 0.83 -> 0.94 ms; closed loop, one node).
+        The price: a task handed to a stage while one of its workers is in such a sleep
+        waits for that sleep to end, up to the slack per hand-over (a quorum write on the
+        cluster makes several). Kafka's and Connect's timed polls cost less, and still fell
+        ~0.1 ms per write with it (3 of 3 runs). Failure detection (gossip, Kafka sessions,
+        Connect's group) counts in seconds and does not notice.
         """
         return self.ctx.settings.stack.jvm_timer_slack_us
 

@@ -32,6 +32,7 @@ def test_single_is_the_default_and_unchanged(monkeypatch):
     assert s.cassandra.local_dc == ""  # the driver's choice: any deployment's DC name
     assert s.stack.cassandra_commitlog == "group"
     assert s.stack.lib_dir == s.stack.var_dir / "lib"
+    assert s.cassandra.speculative_delay_s == 0  # no other replica to ask
 
 
 def test_cluster_replicates_everything_beside_the_single_stack(monkeypatch):
@@ -44,6 +45,7 @@ def test_cluster_replicates_everything_beside_the_single_stack(monkeypatch):
     assert len(s.kafka.bootstrap.split(",")) == 3
     assert len(s.connect.urls) == 2
     assert s.stack.cassandra_commitlog == "periodic"
+    assert s.cassandra.speculative_delay_s == 0.3
     # Beside the single stack: its own state, PostgreSQL and Redis ports; the jars shared.
     single = load(monkeypatch, None)
     assert s.stack.var_dir == single.stack.var_dir / "cluster"
@@ -68,6 +70,9 @@ def test_an_explicit_variable_beats_the_topology(monkeypatch):
         ("FEEDLINE_CONNECT_URL", ""),
         ("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.2:9092,127.0.0.3"),
         ("FEEDLINE_TOPIC_MIN_ISR", "2"),  # above the single node's replication factor 1
+        ("FEEDLINE_JVM_TIMER_SLACK_US", "-1"),
+        ("FEEDLINE_JVM_TIMER_SLACK_US", "300000"),  # 300 ms: a typo for 300 us
+        ("FEEDLINE_JVM_TIMER_SLACK_US", "300us"),
     ],
 )
 def test_a_bad_value_is_one_clear_error(monkeypatch, name, value):
@@ -171,3 +176,15 @@ def test_a_node_of_one_topology_never_passes_for_the_others(monkeypatch, tmp_pat
             assert str(node.marker) not in argv(alone)
     for svc in (single.postgres, single.redis):
         assert all(not str(o.marker).startswith(str(svc.marker)) for o in replicated.all())
+
+
+def test_every_jvm_gets_the_timer_slack_setting_and_zero_turns_it_off(monkeypatch):
+    monkeypatch.setenv("FEEDLINE_JVM_TIMER_SLACK_US", "0")
+    assert all(svc.timer_slack_us() == 0 for svc in _jvms(settings_mod.load()))
+    monkeypatch.delenv("FEEDLINE_JVM_TIMER_SLACK_US")
+    assert {svc.timer_slack_us() for svc in _jvms(settings_mod.load())} == {300}
+
+
+def _jvms(settings):
+    stack = Stack.of(settings)
+    return [*stack.cassandra, *stack.kafka, *stack.connect]
