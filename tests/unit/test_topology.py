@@ -188,3 +188,22 @@ def test_every_jvm_gets_the_timer_slack_setting_and_zero_turns_it_off(monkeypatc
 def _jvms(settings):
     stack = Stack.of(settings)
     return [*stack.cassandra, *stack.kafka, *stack.connect]
+
+
+def test_a_cassandra_node_starts_without_its_compaction_history(monkeypatch, tmp_path):
+    """Cassandra 5.0.9 re-inserts system.compaction_history into itself on every start, one
+    commit-log sync per row (Cassandra.prepare): the launcher empties that table's directory
+    of the stopped node, and only that one."""
+    for stack in (Stack.of(load(monkeypatch, None, FEEDLINE_VAR_DIR=str(tmp_path))),
+                  cluster_stack(monkeypatch, tmp_path)):  # fmt: skip
+        node = stack.cassandra[-1]
+        system = node.ctx.lay.data / node.name / "data" / "system"
+        history = system / "compaction_history-b4dbb7b4dc493fb5b3bfce6e434832ca"
+        other = system / "sstable_activity_v2-62efe31f3be8310c8d298963439c1288"
+        for table in (history, other):
+            (table / "snapshots").mkdir(parents=True)
+            for name in ("nb-7-big-Data.db", "nb-7-big-TOC.txt", "nb_txn_compaction_x.log"):
+                (table / name).write_text("x")
+        node.prepare()
+        assert [p.name for p in history.iterdir()] == ["snapshots"]
+        assert len(list(other.iterdir())) == 4
