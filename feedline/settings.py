@@ -243,9 +243,9 @@ class CassandraSettings:
     # A read (only reads: they are idempotent) not answered within this is sent again to
     # the next replica, up to twice: a coordinator that just died, or a restarted one still
     # cold, must not cost a failed feed read. 0: off, the default, since one node has no
-    # other replica to ask: there the driver only armed timers, and under load its event
-    # loop then woke ~7,000 times a second for good (bench `stream`: 10,000 idle streams
-    # cost 40% of a core with it, 3.4% without). The cluster topology sets 0.3.
+    # other replica to ask: there it only arms a timer per read. (Those timers firing also
+    # set off a driver bug, an event loop waking every few microseconds for good, which
+    # feedline.cassandra.stop_idle_reactor_timer fixes.) The cluster topology sets 0.3.
     speculative_delay_s: float = 0.0
 
 
