@@ -153,21 +153,26 @@ class StreamApp:
         stream = Stream(self.hub, self._reads, self._pool, self._rounds, listener, view, limit)
         gone = asyncio.create_task(_disconnected(receive, listener))
         loop = asyncio.get_running_loop()
+        send_timeout_s = self._settings.send_timeout_s
         try:
             await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
             # A stream ends at its credentials' expiry, and after max_age_s in any case: a
             # revoked token or a deleted account stops streaming by then (clients resume).
             ends = loop.time() + min(valid_s, self._settings.max_age_s)
-            async for chunk in stream.events():
-                async with asyncio.timeout(self._settings.send_timeout_s):  # a timer, no task
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if loop.time() >= ends:
-                    break
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            try:
+                async for chunk in stream.events():
+                    async with asyncio.timeout(send_timeout_s):  # a timer, no task
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if loop.time() >= ends:
+                        break
+            except DependencyUnavailable as exc:
+                # The read model failed mid-stream: end the response properly, so the
+                # client resumes after the stream's retry delay from its Last-Event-ID.
+                logger.warning("stream of user %d ended: %s", user_id, exc)
+            async with asyncio.timeout(send_timeout_s):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             logger.info("stream of user %d: client not reading, disconnected", user_id)
-        except DependencyUnavailable as exc:
-            logger.warning("stream of user %d ended: %s", user_id, exc)
         finally:
             gone.cancel()
             self.hub.remove(listener)

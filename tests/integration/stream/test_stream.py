@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.http.conftest import PASSWORD
 from tests.integration.stream.conftest import ApiUser, feed_ids
-from tests.sse import LiveView, StreamProcess, wait
+from tests.sse import LiveView, StreamProcess, free_port, wait
 
 pytestmark = pytest.mark.integration
 PATH = "/v1/feed/stream"
@@ -295,4 +295,26 @@ def test_a_client_that_stops_reading_is_dropped_without_slowing_others(
     finally:
         stuck.close()
         view.close()
+        server.stop()
+
+
+def test_a_read_model_failure_ends_the_stream_properly(signup, tmp_path):
+    """Cassandra unreachable (a port nothing listens on): the first read fails, and the
+    response still ends as HTTP says (the last chunk), after the ``retry:`` hint, so the
+    client resumes later. It used to return mid-response: uvicorn logged "ASGI callable
+    returned without completing response" and cut the connection (14,937 times in one
+    reconnect storm on the cluster, where catch-up reads timed out)."""
+    reader = signup()
+    server = StreamProcess(tmp_path / "stream.log", FEEDLINE_CASSANDRA_PORT=str(free_port()))
+    server.start()
+    try:
+        with httpx.stream("GET", server.url + PATH, headers=reader.headers, timeout=30) as resp:
+            assert resp.status_code == 200
+            body = b"".join(resp.iter_bytes())  # an incomplete chunked body raises here
+        assert body.startswith(b"retry: ")
+        assert b"event:" not in body
+        log = (tmp_path / "stream.log").read_text()
+        assert f"stream of user {reader.id} ended: cassandra unavailable" in log
+        assert "without completing response" not in log
+    finally:
         server.stop()
