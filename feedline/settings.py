@@ -402,6 +402,7 @@ class ReadSettings:
     redis_backoff_s: float = 0.5  # circuit breaker: first pause after a failure (doubles)
     redis_backoff_max_s: float = 5.0
     cassandra_timeout_s: float = 2.0
+    cassandra_concurrency: int = 64  # a bulk read's requests in flight (ReadStore.run)
     cassandra_retry_s: float = 1.0  # after a failed connect, answer 503 this long before retrying
     # In-process copies of Redis entries per worker (feedline.readmodel.near_cache), dropped
     # when Redis reports the key changed; 0 turns them off. The age cap is a backstop only.
@@ -653,6 +654,7 @@ def load() -> Settings:
             negative_ttl_s=_int("FEEDLINE_NEGATIVE_TTL_S", 30),
             redis_timeout_s=_float("FEEDLINE_REDIS_TIMEOUT_S", 0.05),
             cassandra_timeout_s=_float("FEEDLINE_CASSANDRA_READ_TIMEOUT_S", 2.0),
+            cassandra_concurrency=_bounded("FEEDLINE_CASSANDRA_READ_CONCURRENCY", 64, 1, 2048),
             near_cache_size=_int("FEEDLINE_NEAR_CACHE_SIZE", 20_000),
             near_cache_pages=_int("FEEDLINE_NEAR_CACHE_PAGES", 5_000),
             near_cache_max_age_s=_float("FEEDLINE_NEAR_CACHE_MAX_AGE_S", 10.0),

