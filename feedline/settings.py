@@ -402,7 +402,7 @@ class ReadSettings:
     redis_backoff_s: float = 0.5  # circuit breaker: first pause after a failure (doubles)
     redis_backoff_max_s: float = 5.0
     cassandra_timeout_s: float = 2.0
-    cassandra_concurrency: int = 64  # a bulk read's requests in flight (ReadStore.run)
+    cassandra_concurrency: int = 64  # a bulk read goes in waves of this many (ReadStore.run)
     cassandra_retry_s: float = 1.0  # after a failed connect, answer 503 this long before retrying
     # In-process copies of Redis entries per worker (feedline.readmodel.near_cache), dropped
     # when Redis reports the key changed; 0 turns them off. The age cap is a backstop only.
