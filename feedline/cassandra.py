@@ -38,6 +38,7 @@ from cassandra import (
     Unavailable,
     WriteTimeout,
 )
+from cassandra import __version__ as cassandra_version
 from cassandra.cluster import (
     EXEC_PROFILE_DEFAULT,
     Cluster,
@@ -82,6 +83,7 @@ TRANSIENT = (
 PROBE = "SELECT release_version FROM system.local"  # answered by the coordinator alone
 
 SPECULATIONS = 2  # extra attempts of a slow read, each after speculative_delay_s
+PATCHED_DRIVER = "3.30.1"  # the driver whose idle loop stop_idle_reactor_timer fixes
 MAX_BATCH = 30  # statements per UNLOGGED batch: stays under Cassandra's batch size warnings
 # Several partitions in one batch: Cassandra logs a warning per batch above 10 partitions
 # (unlogged_batch_across_partitions_warn_threshold) and above 5 KiB of data
@@ -129,11 +131,17 @@ def stop_idle_reactor_timer() -> bool:
     the loop thread then wakes ~7,000 times a second until the next request, taking the
     GIL each time (measured: a process idle after a burst of 20,000 reads with speculation
     on used 35-38% of a core; the stream process with 10,000 idle streams 37% on the
-    cluster, 40% on one node). Idempotent; returns False where libev is not the reactor.
+    cluster, 40% on one node). Idempotent. Returns False when it patched nothing: the libev
+    extension is missing (the driver then uses another reactor, without this bug), or the
+    driver is not the version this copy was written for (it logs a warning: check whether
+    the bug is still there; tests/integration/test_cassandra_driver.py shows it).
     """
     try:
         from cassandra.io.libevreactor import LibevLoop
-    except ImportError:  # the driver falls back to another reactor, without this bug
+    except ImportError:
+        return False
+    if cassandra_version != PATCHED_DRIVER:
+        logger.warning("cassandra-driver %s: idle event loop fix not applied", cassandra_version)
         return False
     if getattr(LibevLoop._update_timer, "feedline_fixed", False):
         return True

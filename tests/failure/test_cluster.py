@@ -27,7 +27,10 @@ from tests.failure.test_faults import finish
 
 pytestmark = [pytest.mark.cluster, pytest.mark.failure, pytest.mark.integration]
 
-RATE = 25.0  # writes and reads per second (a fifth are reads): what the cluster sustains here
+# Writes and reads per second (a fifth are reads). The cluster carries 100/s with no fault,
+# but not with a node lost on this box: at 100/s two runs' final verify passed the 300 s
+# test timeout (README, High availability). At 25/s the faults are what is measured.
+RATE = 25.0
 DOWN_S = 20.0  # how long the node stays dead
 REDUNDANT_WITHIN_S = 120.0  # bound on the wait for every replica to be back
 
