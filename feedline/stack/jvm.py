@@ -88,6 +88,11 @@ class JvmService(Service):
     def marker(self) -> Path:
         return self.config_file()
 
+    @property
+    def datadir(self) -> Path:
+        """This node's state under var/data (a topology's own var dir)."""
+        return self.ctx.lay.data / self.name
+
     def classpath(self) -> str:
         return str(self.ctx.lay.lib / self.jars / "*")
 
@@ -156,10 +161,6 @@ class Kafka(JvmService):
 
     def ports(self) -> list[int]:
         return [self.port, self.ctx.settings.stack.kafka_controller_port]
-
-    @property
-    def datadir(self) -> Path:
-        return self.ctx.lay.data / self.name
 
     @property
     def node_id(self) -> int:
@@ -326,7 +327,7 @@ class Cassandra(JvmService):
 
     def jvm_args(self) -> list[str]:
         st, lay = self.ctx.settings.stack, self.ctx.lay
-        data = lay.data / self.name
+        data = self.datadir
         count = len(self.addresses())
         yaml = lay.render(
             "cassandra.yaml", self.config_file().name, port=self.port, host=self.host,
@@ -366,7 +367,7 @@ class Cassandra(JvmService):
         112 s start after a week of tests and benches in one var/. The table only feeds
         ``nodetool compactionhistory``; nothing of Feedline's or of Cassandra's reads it.
         """
-        system = self.ctx.lay.data / self.name / "data" / "system"
+        system = self.datadir / "data" / "system"
         for table in system.glob("compaction_history-*"):
             for path in table.iterdir():
                 if path.is_file():

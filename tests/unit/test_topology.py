@@ -197,7 +197,7 @@ def test_a_cassandra_node_starts_without_its_compaction_history(monkeypatch, tmp
     for stack in (Stack.of(load(monkeypatch, None, FEEDLINE_VAR_DIR=str(tmp_path))),
                   cluster_stack(monkeypatch, tmp_path)):  # fmt: skip
         node = stack.cassandra[-1]
-        system = node.ctx.lay.data / node.name / "data" / "system"
+        system = node.datadir / "data" / "system"
         history = system / "compaction_history-b4dbb7b4dc493fb5b3bfce6e434832ca"
         other = system / "sstable_activity_v2-62efe31f3be8310c8d298963439c1288"
         for table in (history, other):
