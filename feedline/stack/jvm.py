@@ -377,6 +377,29 @@ class Cassandra(JvmService):
         """Ready once CQL answers (the native transport opens last)."""
         return procs.port_open(self.host, self.port)
 
+    def peers(self) -> set[str] | None:
+        """The other nodes' addresses in this node's own view of the ring (``system.peers_v2``),
+        or None while it does not answer CQL.
+
+        Asked of this node alone (a whitelist of one): a driver connected to the cluster
+        takes the ring from whichever node its control connection picked.
+        """
+        from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+        from cassandra.policies import WhiteListRoundRobinPolicy
+
+        alone = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([self.host]))
+        cluster = Cluster(
+            [self.host], port=self.port, protocol_version=4, connect_timeout=2,
+            execution_profiles={EXEC_PROFILE_DEFAULT: alone},
+        )  # fmt: skip
+        try:
+            rows = cluster.connect().execute("SELECT peer FROM system.peers_v2", timeout=5)
+            return {row.peer for row in rows}
+        except Exception:  # not answering yet: the caller polls
+            return None
+        finally:
+            cluster.shutdown()
+
     def nodetool(self, *args: str, timeout: float = 600.0) -> str:
         """Run ``nodetool ARGS`` against this node (over its JMX port); return the output.
 

@@ -7,6 +7,7 @@ alone, so a second ``up`` only re-checks: it is a fast no-op.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -17,7 +18,7 @@ from feedline import migrate
 from feedline.connector import register, topics
 from feedline.errors import StackError
 from feedline.settings import Settings
-from feedline.stack import app, install
+from feedline.stack import app, install, procs
 from feedline.stack.base import Context, Service
 from feedline.stack.jvm import Cassandra, Connect, Kafka
 from feedline.stack.layout import Layout
@@ -101,12 +102,35 @@ def up(settings: Settings) -> None:
     pg.drop_legacy_replication(register.registered_user(settings))
     for cassandra in stack.cassandra:
         cassandra.wait_ready(timeout)
+    if joiners:
+        wait_ring(stack.cassandra, timeout)
     _migrate("cassandra", migrate.migrate_cassandra, settings.cassandra, seed)
     for svc in svcs:
         print(f"{svc.name:<11} {_state(svc):<8} {svc.where():<36} log {svc.log}")
     print(f"connector  {settings.connect.connector_name}: RUNNING")
     started = ", ".join(s.name for s in todo) or "nothing (already running)"
     print(f"stack up in {time.monotonic() - t0:.1f} s; started {started}")
+
+
+def wait_ring(nodes: list[Cassandra], timeout: float) -> None:
+    """Wait until every Cassandra node has every other one in its own view of the ring.
+
+    A node opens CQL before it has necessarily heard of the others. In CI, the migration's
+    driver picked a node whose ``system.peers`` was still empty, dropped the other two hosts,
+    created the keyspace on a ring of one and failed its first LOCAL_QUORUM statement
+    (``alive_replicas 1``). Asking each node alone is what tells.
+    """
+    for node in nodes:
+        others = {n.host for n in nodes if n is not node}
+        procs.wait_for(
+            functools.partial(_sees, node, others), service=node.name,
+            what=f"in one ring with {', '.join(sorted(others))}",
+            timeout=timeout, log=node.log, pid=node.pid(),
+        )  # fmt: skip
+
+
+def _sees(node: Cassandra, others: set[str]) -> bool:
+    return others <= (node.peers() or set())
 
 
 def _start(svc: Service, todo: list[Service]) -> None:
