@@ -4,7 +4,8 @@ For each user (or every user) it writes every row verify expects (see
 ``feedline.verify.source``) and deletes every row verify would call extra, all with one
 write timestamp ``L - 1`` in the LSN domain of docs/events.md, where L is the WAL insert
 position read just before the PostgreSQL snapshot was taken, and the snapshot had no
-write transaction in progress (``Source(pin_lsn=True)`` retries until it has none). What
+write transaction in progress (``Source(pin_lsn=True)`` retries until it has none, which
+takes a probe transaction id: the snapshot's own list of running ids misses the newest). What
 Cassandra holds is read with verify's reader, ``feedline.readmodel.partitions`` (every
 column the pipeline writes), and written with the pipeline's own statements.
 

@@ -111,6 +111,8 @@ class Source:
                 self._begin()
         except BaseException:
             self._conn.close()
+            if self._now is not None:
+                self._now.close()
             raise
 
     def _begin(self) -> None:
@@ -123,8 +125,12 @@ class Source:
         was written at an LSN >= L, and return L - 1 (see feedline/rebuild.py for why).
 
         L is read *before* the snapshot; a transaction still running when the snapshot
-        was taken could have written below L without being visible, so retry until the
-        snapshot has no in-progress transactions (write transactions here are short).
+        was taken could have written below L without being visible, so retry until no
+        transaction held an xid then. The snapshot's xip list alone cannot say so: it
+        lists only running xids below its xmax, which is one past the newest *completed*
+        xid, so the newest transaction (usually the only one running) is never in it.
+        A probe xid taken after the snapshot closes the gap: if it equals xmax, no xid
+        at or above xmax existed when the snapshot was taken.
         """
         deadline = time.monotonic() + bound_s
         while True:
@@ -135,9 +141,16 @@ class Source:
             self._conn.autocommit = False
             self._conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
             with self._conn.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_snapshot_xip(pg_current_snapshot())")
-                running = cur.fetchone()[0]
-            if running == 0:
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM pg_snapshot_xip(s)),"
+                    " pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() AS s"
+                )
+                running, xmax = cur.fetchone()
+            # After the snapshot, outside it (its own short transaction; burns one xid).
+            with self._now_conn().cursor() as cur:
+                cur.execute("SELECT pg_current_xact_id()::text::bigint")
+                probe = cur.fetchone()[0]
+            if running == 0 and probe == xmax:
                 return lsn - 1
             self._conn.rollback()
             if time.monotonic() > deadline:
@@ -145,6 +158,13 @@ class Source:
                     f"no moment without running write transactions in {bound_s:.0f} s"
                 )
             time.sleep(0.01)
+
+    def _now_conn(self) -> Any:
+        """Return the autocommit connection that reads outside the snapshot."""
+        if self._now is None:
+            self._now = psycopg2.connect(self._dsn, application_name="feedline-verify")
+            self._now.autocommit = True
+        return self._now
 
     def close(self) -> None:
         with suppress(psycopg2.Error):
@@ -190,11 +210,8 @@ class Source:
         assert table in ("users", "shards")
         if not ids:
             return set()
-        if self._now is None:
-            self._now = psycopg2.connect(self._dsn, application_name="feedline-verify")
-            self._now.autocommit = True
         sql = f"SELECT id FROM {table} WHERE id = ANY(%s)"  # noqa: S608 (fixed identifier)
-        with self._now.cursor() as cur:
+        with self._now_conn().cursor() as cur:
             cur.execute(sql, (ids,))
             return {r[0] for r in cur.fetchall()}
 
