@@ -123,11 +123,22 @@ def _override(sizes: Sizes, pairs: list[str]) -> Sizes:
         if not hasattr(sizes, name):
             raise SystemExit(f"bench.run: no size called {name!r}")
         default = getattr(sizes, name)
-        if isinstance(default, tuple):
-            changes[name] = tuple(int(v) for v in text.split(",") if v)
-        else:
-            changes[name] = type(default)(text)
+        try:
+            if isinstance(default, tuple):
+                changes[name] = tuple(int(v) for v in text.split(",") if v)
+            else:
+                changes[name] = type(default)(text)
+        except ValueError:
+            raise SystemExit(f"bench.run: {pair!r}: not a {_kind(default)}") from None
+        if changes[name] == ():  # the benchmarks take max() of a list of rates or sizes
+            raise SystemExit(f"bench.run: {pair!r}: give at least one value, comma-separated")
     return dataclasses.replace(sizes, **changes)
+
+
+def _kind(default: object) -> str:
+    if isinstance(default, tuple):
+        return "comma-separated list of integers"
+    return "number" if isinstance(default, int | float) else type(default).__name__
 
 
 def _merge(new: dict, chosen: list[str]) -> dict:
