@@ -123,32 +123,41 @@ def _list(name: str, default: str) -> tuple[str, ...]:
     return items
 
 
+def host_ports(addresses: str) -> list[tuple[str, int]]:
+    """``host:port,host:port`` as pairs (blanks dropped); ValueError names a bad entry."""
+    pairs = []
+    for item in (i.strip() for i in addresses.split(",")):
+        host, _, port = item.rpartition(":")
+        if item and (not host or not port.isdigit()):
+            raise ValueError(f"{item!r} is not host:port")
+        if item:
+            pairs.append((host, int(port)))
+    return pairs
+
+
 def _bootstrap(name: str, default: str) -> str:
     """Kafka's ``host:port,host:port`` list, each entry checked."""
-    for item in _list(name, default):
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"{name}: {item!r} is not host:port")
+    try:
+        if not host_ports(_env(name, default)):
+            raise ValueError("no host:port given")
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
     return _env(name, default)
 
 
-def _choice(name: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices``; the first is the default."""
+def _choice(name: str, choices: tuple[str, ...], *, any_case: bool = False) -> str:
+    """One of ``choices``; the first is the default. ``any_case``: given in any case, the
+    value is upper-cased (names such as consistency levels)."""
     raw = _env(name, choices[0])
+    raw = raw.upper() if any_case else raw
     if raw not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
 
 
-# The levels one setting can use for both reads and writes (CassandraSettings.consistency).
+# The levels one setting can use for both reads and writes (CassandraSettings.consistency);
+# the first is the default.
 CONSISTENCY_LEVELS = ("LOCAL_QUORUM", "QUORUM", "ALL", "ONE", "LOCAL_ONE")
-
-
-def _consistency(name: str, default: str) -> str:
-    raw = _env(name, default).upper()
-    if raw not in CONSISTENCY_LEVELS:
-        raise ConfigError(f"{name} must be one of {', '.join(CONSISTENCY_LEVELS)}, got {raw!r}")
-    return raw
 
 
 def _networks(name: str) -> tuple[str, ...]:
@@ -590,7 +599,9 @@ def load() -> Settings:
                 "FEEDLINE_CASSANDRA_REPLICATION",
                 "{'class': 'SimpleStrategy', 'replication_factor': 1}",
             ),
-            consistency=_consistency("FEEDLINE_CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
+            consistency=_choice(
+                "FEEDLINE_CASSANDRA_CONSISTENCY", CONSISTENCY_LEVELS, any_case=True
+            ),
             local_dc=_env("FEEDLINE_CASSANDRA_LOCAL_DC", ""),
             speculative_delay_s=_float("FEEDLINE_CASSANDRA_SPECULATIVE_DELAY_S", 0.0),
         ),

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from feedline.errors import StackError
+from feedline.settings import host_ports
 from feedline.stack import procs
 from feedline.stack.base import HOST, Service, url_port
 
@@ -140,11 +141,6 @@ def _log4j(svc: Service) -> str:
     return f"-Dlog4j2.configurationFile={path}"
 
 
-def _host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.strip().rpartition(":")
-    return host, int(port)
-
-
 def _node_id(node: int) -> int:
     return node + 1  # KRaft node ids start at 1
 
@@ -157,7 +153,7 @@ class Kafka(JvmService):
     main = "kafka.Kafka"
 
     def addresses(self) -> list[tuple[str, int]]:
-        return [_host_port(a) for a in self.ctx.settings.kafka.bootstrap.split(",") if a.strip()]
+        return host_ports(self.ctx.settings.kafka.bootstrap)
 
     def ports(self) -> list[int]:
         return [self.port, self.ctx.settings.stack.kafka_controller_port]

@@ -69,6 +69,7 @@ def test_an_explicit_variable_beats_the_topology(monkeypatch):
         ("FEEDLINE_CASSANDRA_HOSTS", " , "),
         ("FEEDLINE_CONNECT_URL", ""),
         ("FEEDLINE_KAFKA_BOOTSTRAP", "127.0.0.2:9092,127.0.0.3"),
+        ("FEEDLINE_KAFKA_BOOTSTRAP", " , "),
         ("FEEDLINE_TOPIC_MIN_ISR", "2"),  # above the single node's replication factor 1
         ("FEEDLINE_JVM_TIMER_SLACK_US", "-1"),
         ("FEEDLINE_JVM_TIMER_SLACK_US", "300000"),  # 300 ms: a typo for 300 us
@@ -79,6 +80,18 @@ def test_a_bad_value_is_one_clear_error(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         settings_mod.load()
+
+
+def test_a_consistency_level_may_be_given_in_any_case(monkeypatch):
+    monkeypatch.setenv("FEEDLINE_CASSANDRA_CONSISTENCY", "local_one")
+    assert settings_mod.load().cassandra.consistency == "LOCAL_ONE"
+
+
+def test_kafka_nodes_are_the_bootstrap_list_parsed_once(monkeypatch):
+    monkeypatch.setenv("FEEDLINE_KAFKA_BOOTSTRAP", " 127.0.0.2:9092, ,127.0.0.3:9192 ")
+    assert settings_mod.host_ports(settings_mod.load().kafka.bootstrap) == [
+        ("127.0.0.2", 9092), ("127.0.0.3", 9192),
+    ]  # fmt: skip
 
 
 def test_tokens_are_evenly_spaced_and_the_single_node_keeps_zero():
