@@ -120,7 +120,7 @@ def _override(sizes: Sizes, pairs: list[str]) -> Sizes:
     changes = {}
     for pair in pairs:
         name, _, text = pair.partition("=")
-        if not hasattr(sizes, name):
+        if name not in {f.name for f in dataclasses.fields(sizes)}:
             raise SystemExit(f"bench.run: no size called {name!r}")
         default = getattr(sizes, name)
         try:
@@ -132,6 +132,9 @@ def _override(sizes: Sizes, pairs: list[str]) -> Sizes:
             raise SystemExit(f"bench.run: {pair!r}: not a {_kind(default)}") from None
         if changes[name] == ():  # the benchmarks take max() of a list of rates or sizes
             raise SystemExit(f"bench.run: {pair!r}: give at least one value, comma-separated")
+        values = changes[name] if isinstance(default, tuple) else (changes[name],)
+        if any(v <= 0 for v in values):  # a rate of 0 divides by zero, 0 repeats runs nothing
+            raise SystemExit(f"bench.run: {pair!r}: sizes and rates are above zero")
     return dataclasses.replace(sizes, **changes)
 
 

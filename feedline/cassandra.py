@@ -93,6 +93,12 @@ BATCH_BYTES = 4096  # bound values (serialized) per batch of several partitions
 ROW_TYPES_MAX = 512  # distinct column lists remembered by named_rows (queries are fixed)
 
 
+# v4, not v5: the driver frames and checksums v5 segments in Python, ~90 µs of CPU per query
+# here (a fifth of a read-model query's client cost) for nothing that Feedline uses; TCP
+# already checksums the bytes.
+PROTOCOL_VERSION = 4
+
+
 def named_rows(colnames: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[Any]:
     """Return the driver's named-tuple rows, making each column list's class only once.
 
@@ -183,10 +189,7 @@ def connect(
         contact_points=list(settings.hosts),
         port=settings.port,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        # v4, not v5: the driver frames and checksums v5 segments in Python, ~90 µs of CPU
-        # per query here (a fifth of a read-model query's client cost) for nothing that
-        # Feedline uses; TCP already checksums the bytes.
-        protocol_version=4,
+        protocol_version=PROTOCOL_VERSION,
         connect_timeout=5,
         # The default waits up to 10 minutes between attempts: far too long to notice
         # that a restarted node is back.

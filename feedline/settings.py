@@ -137,12 +137,13 @@ def host_ports(addresses: str) -> list[tuple[str, int]]:
 
 def _bootstrap(name: str, default: str) -> str:
     """Kafka's ``host:port,host:port`` list, each entry checked."""
+    raw = _env(name, default)
     try:
-        if not host_ports(_env(name, default)):
+        if not host_ports(raw):
             raise ValueError("no host:port given")
     except ValueError as exc:
         raise ConfigError(f"{name}: {exc}") from None
-    return _env(name, default)
+    return raw
 
 
 def _choice(name: str, choices: tuple[str, ...], *, any_case: bool = False) -> str:

@@ -293,6 +293,10 @@ def initial_token(node: int, count: int) -> int:
     return (node * 2**64 // count + 2**63) % 2**64 - 2**63
 
 
+# Answers only when every replica of system_distributed (three, by default) is up.
+ALL_REPLICAS_UP = "SELECT * FROM system_distributed.repair_history LIMIT 1"
+
+
 class Cassandra(JvmService):
     base_name = "cassandra"
     jars = "cassandra"
@@ -373,26 +377,42 @@ class Cassandra(JvmService):
         """Ready once CQL answers (the native transport opens last)."""
         return procs.port_open(self.host, self.port)
 
-    def peers(self) -> set[str] | None:
-        """The other nodes' addresses in this node's own view of the ring (``system.peers_v2``),
-        or None while it does not answer CQL.
+    def sees(self, others: set[str]) -> str | None:
+        """Return None if this node has ``others`` in its ring and up, else what it lacks.
 
         Asked of this node alone (a whitelist of one): a driver connected to the cluster
-        takes the ring from whichever node its control connection picked.
+        takes the ring from whichever node its control connection picked. Two questions,
+        because each alone passes too early: ``system.peers_v2`` lists the nodes it has
+        heard of (kept on disk, so it is full at once on a restart, before gossip marks
+        anyone up), and a read at ALL of ``system_distributed`` (replicated to three nodes)
+        is refused unless its failure detector has every replica up; but a node that heard
+        of nobody yet counts itself as the only replica, so that read alone would pass.
         """
+        from cassandra import ConsistencyLevel
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.policies import WhiteListRoundRobinPolicy
+        from cassandra.query import SimpleStatement
 
-        alone = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([self.host]))
+        from feedline.cassandra import PROTOCOL_VERSION
+
+        alone = ExecutionProfile(
+            load_balancing_policy=WhiteListRoundRobinPolicy([self.host]),
+            consistency_level=ConsistencyLevel.ALL, request_timeout=5,
+        )  # fmt: skip
         cluster = Cluster(
-            [self.host], port=self.port, protocol_version=4, connect_timeout=2,
+            [self.host], port=self.port, protocol_version=PROTOCOL_VERSION, connect_timeout=2,
             execution_profiles={EXEC_PROFILE_DEFAULT: alone},
+            schema_metadata_enabled=False, token_metadata_enabled=False,
         )  # fmt: skip
         try:
-            rows = cluster.connect().execute("SELECT peer FROM system.peers_v2", timeout=5)
-            return {row.peer for row in rows}
-        except Exception:  # not answering yet: the caller polls
+            session = cluster.connect()
+            peers = {row.peer for row in session.execute("SELECT peer FROM system.peers_v2")}
+            if not others <= peers:
+                return f"has not heard of {', '.join(sorted(others - peers))}"
+            session.execute(SimpleStatement(ALL_REPLICAS_UP))
             return None
+        except Exception as exc:  # not answering yet, or a replica down: the caller polls
+            return f"{type(exc).__name__}: {str(exc)[:200]}"
         finally:
             cluster.shutdown()
 

@@ -7,7 +7,6 @@ alone, so a second ``up`` only re-checks: it is a fast no-op.
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 import time
@@ -113,24 +112,33 @@ def up(settings: Settings) -> None:
 
 
 def wait_ring(nodes: list[Cassandra], timeout: float) -> None:
-    """Wait until every Cassandra node has every other one in its own view of the ring.
+    """Wait until every Cassandra node has every other one in its ring and up.
 
     A node opens CQL before it has necessarily heard of the others. In CI, the migration's
-    driver picked a node whose ``system.peers`` was still empty, dropped the other two hosts,
+    driver picked a node that had not heard of the seed yet, dropped the other two hosts,
     created the keyspace on a ring of one and failed its first LOCAL_QUORUM statement
-    (``alive_replicas 1``). Asking each node alone is what tells.
+    (``alive_replicas 1``). On a restart a node knows the others at once but marks them
+    up only as gossip reaches them. Asking each node alone is what tells (``sees``).
     """
     for node in nodes:
-        others = {n.host for n in nodes if n is not node}
+        _wait_sees(node, {n.host for n in nodes if n is not node}, timeout)
+
+
+def _wait_sees(node: Cassandra, others: set[str], timeout: float) -> None:
+    lacks: str | None = None
+
+    def sees_all() -> bool:
+        nonlocal lacks
+        lacks = node.sees(others)
+        return lacks is None
+
+    try:
         procs.wait_for(
-            functools.partial(_sees, node, others), service=node.name,
-            what=f"in one ring with {', '.join(sorted(others))}",
+            sees_all, service=node.name, what=f"in one ring with {', '.join(sorted(others))}",
             timeout=timeout, log=node.log, pid=node.pid(),
         )  # fmt: skip
-
-
-def _sees(node: Cassandra, others: set[str]) -> bool:
-    return others <= (node.peers() or set())
+    except StackError as exc:
+        raise StackError(node.name, f"{exc.cause} (last: {lacks})", exc.log) from None
 
 
 def _start(svc: Service, todo: list[Service]) -> None:

@@ -23,6 +23,7 @@ the next ``feed_slack`` rows: a feed may still hold them until its next trim.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -96,6 +97,7 @@ class Source:
         self._feed_max = feed_max  # 0: feeds are not bounded
         self._feed_slack = feed_slack
         self._dsn = settings.dsn()
+        self._connect_timeout_s = settings.connect_timeout_s
         self._now: Any = None
         self._conn = psycopg2.connect(
             settings.dsn(),
@@ -133,6 +135,7 @@ class Source:
         at or above xmax existed when the snapshot was taken.
         """
         deadline = time.monotonic() + bound_s
+        probes = self._now_conn()  # connected first: nothing slow between snapshot and probe
         while True:
             self._conn.autocommit = True
             with self._conn.cursor() as cur:
@@ -147,7 +150,7 @@ class Source:
                 )
                 running, xmax = cur.fetchone()
             # After the snapshot, outside it (its own short transaction; burns one xid).
-            with self._now_conn().cursor() as cur:
+            with probes.cursor() as cur:
                 cur.execute("SELECT pg_current_xact_id()::text::bigint")
                 probe = cur.fetchone()[0]
             if running == 0 and probe == xmax:
@@ -155,14 +158,19 @@ class Source:
             self._conn.rollback()
             if time.monotonic() > deadline:
                 raise SnapshotUnavailable(
-                    f"no moment without running write transactions in {bound_s:.0f} s"
+                    f"no moment without a running write transaction in {bound_s:.0f} s"
+                    " (writes never paused: try again, or when the load is lower)"
                 )
-            time.sleep(0.01)
+            # Jittered: two pins at once (each probe takes an xid) must not stay in step.
+            time.sleep(random.uniform(0.005, 0.02))
 
     def _now_conn(self) -> Any:
         """Return the autocommit connection that reads outside the snapshot."""
         if self._now is None:
-            self._now = psycopg2.connect(self._dsn, application_name="feedline-verify")
+            self._now = psycopg2.connect(
+                self._dsn, connect_timeout=self._connect_timeout_s,
+                application_name="feedline-verify",
+            )  # fmt: skip
             self._now.autocommit = True
         return self._now
 

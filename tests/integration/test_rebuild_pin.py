@@ -34,7 +34,8 @@ def test_pin_waits_for_an_open_write_transaction(settings: Any) -> None:
         with writer.cursor() as cur:  # W: shard row + the trigger's users UPDATE, open
             cur.execute("INSERT INTO shards (author_id, body) VALUES (%s, 'w')", (author,))
         # A pin that started while W was open must see W once it pins.
-        threading.Timer(0.5, writer.commit).start()
+        commit = threading.Timer(0.5, writer.commit)
+        commit.start()
         started = time.monotonic()
         with Source(settings.postgres, 0, pin_lsn=True) as source:
             waited = time.monotonic() - started
@@ -42,5 +43,7 @@ def test_pin_waits_for_an_open_write_transaction(settings: Any) -> None:
         assert row["shard_count"] == 1, "pinned a snapshot that misses an open transaction"
         assert waited >= 0.4
     finally:
+        commit.cancel()
+        commit.join()
         writer.close()
         setup.close()

@@ -87,9 +87,11 @@ def test_a_consistency_level_may_be_given_in_any_case(monkeypatch):
     assert settings_mod.load().cassandra.consistency == "LOCAL_ONE"
 
 
-def test_kafka_nodes_are_the_bootstrap_list_parsed_once(monkeypatch):
+def test_the_stack_has_a_kafka_node_per_bootstrap_address(monkeypatch, tmp_path):
+    monkeypatch.setenv("FEEDLINE_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("FEEDLINE_KAFKA_BOOTSTRAP", " 127.0.0.2:9092, ,127.0.0.3:9192 ")
-    assert settings_mod.host_ports(settings_mod.load().kafka.bootstrap) == [
+    kafka = Stack.of(settings_mod.load()).kafka
+    assert [(node.host, node.port) for node in kafka] == [
         ("127.0.0.2", 9092), ("127.0.0.3", 9192),
     ]  # fmt: skip
 

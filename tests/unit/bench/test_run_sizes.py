@@ -21,6 +21,9 @@ def test_sizes_are_typed_like_the_defaults():
         ("stream_rates=a,1", "not a comma-separated list of integers"),
         ("cpu_writes=many", "not a number"),
         ("no_such=1", "no size called 'no_such'"),
+        ("__doc__=1", "no size called '__doc__'"),
+        ("stream_rates=100,0", "above zero"),
+        ("cpu_writes=-5", "above zero"),
     ],
 )
 def test_a_bad_value_is_one_clear_error(pair, message):
