@@ -38,6 +38,7 @@ class Sizes:
     cpu_followers: int = 6  # follows per user, so ~6 followers per author
     cpu_rate: int = 100  # writes/s
     cpu_writes: int = 3000
+    cpu_warmup_s: int = 60  # the same load first, unmeasured: JIT compilers settle
     cap_posts_x: int = 10  # posts into one feed, in multiples of FEEDLINE_FEED_MAX
     hol_followers: int = 20_000
     hol_quiet_s: float = 10.0
@@ -74,6 +75,7 @@ QUICK = Sizes(
     cpu_users=30,
     cpu_writes=100,
     cpu_rate=50,
+    cpu_warmup_s=0,
     cap_posts_x=2,
     hol_followers=2000,
     hol_quiet_s=3.0,

@@ -133,9 +133,10 @@ METHOD = """\
   Beside them, the stall probe's unit (bench/stall_probe.py) timed during the load: every
   process's CPU time stretches with the host, so the columns rise and fall together from
   run to run (13.0-14.9 s total for the same code within an hour); compare runs next to
-  their probe medians, and steps by alternating runs of both. Measure warm JVMs: for
+  their probe medians, and steps by alternating runs of both. The JVMs must be warm: for
   minutes after a restart their JIT compilers add seconds (a cpu run 3 minutes after one
-  had Cassandra at 7.4 s instead of ~4, Connect at 3.3 instead of ~0.7).
+  had Cassandra at 7.4 s instead of ~4, Connect at 3.3 instead of ~0.7), so the same load
+  runs `cpu_warmup_s` first, unmeasured.
 - **stream** (issue 18, `bench/stream.py`; clients: `bench/sse_client.py`, raw-socket
   asyncio SSE clients in one child process whose CPU is reported): a stream process on its
   own port. *Delivery*: `stream_clients` users (each following `stream_follows` others,
